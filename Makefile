@@ -1,0 +1,101 @@
+# bridgehead — plain Makefile with pkg-config. Objects go to build/,
+# sanitizer objects for the unit tests to build/asan/.
+#
+#   make          build build/bridgehead
+#   make run      install missing deps, build, serve examples/run.yaml
+#   make test     install missing deps, build, run every test
+#   make bench    run the benchmarks under bench/
+#   make install  PREFIX=/usr/local DESTDIR=
+
+VERSION    = 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= cc
+PKGS       = libuv openssl sqlite3 yaml-0.1 libcrypt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla
+CPPFLAGS += -D_DEFAULT_SOURCE -DBH_VERSION='"$(VERSION)"' -I.
+CFLAGS   ?= -O2 -g
+ASAN      = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDLIBS    = $(PKG_LIBS) -lpthread -lm
+
+LIB_SRCS  := $(sort $(wildcard connectors/*.c routing/*.c storage/*.c core/*.c))
+CLI_SRCS  := $(sort $(wildcard cli/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+
+LIB_OBJS  := $(LIB_SRCS:%.c=build/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=build/%.o)
+ALIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
+ACLI_OBJS := $(CLI_SRCS:%.c=build/asan/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
+
+.PHONY: all deps run test test-unit test-integration check-layering bench install clean
+
+all: build/bridgehead
+
+build/bridgehead: $(LIB_OBJS) $(CLI_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The sanitizer build of the binary, for integration runs under ASan.
+build/asan/bridgehead: $(ALIB_OBJS) $(ACLI_OBJS)
+	$(CC) $(ASAN) -o $@ $^ $(LDLIBS)
+
+build/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) $(WARN) $(ASAN) -MMD -MP -c -o $@ $<
+
+build/asan/tests/%: build/asan/tests/unit/%.o $(ALIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ASAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+build/bench/%: bench/%.c $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) -O2 -g -o $@ $^ $(LDLIBS)
+
+deps:
+	@sh .ci/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var
+	./build/bridgehead serve -c examples/run.yaml
+
+test: deps
+	@$(MAKE) --no-print-directory all build/asan/bridgehead $(UNIT_BINS)
+	@$(MAKE) --no-print-directory check-layering
+	@sh tests/run.sh
+
+test-unit: $(UNIT_BINS)
+	@sh tests/run.sh unit
+
+test-integration: all
+	@sh tests/run.sh integration
+
+check-layering:
+	@sh tests/layering.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/doc/bridgehead/examples
+	install -m 0755 build/bridgehead $(DESTDIR)$(PREFIX)/sbin/bridgehead
+	install -m 0644 examples/*.yaml $(DESTDIR)$(PREFIX)/share/doc/bridgehead/examples/
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
