@@ -93,3 +93,84 @@ util_lower(char *s)
     for (; *s; s++)
         *s = (char)lower_c((unsigned char)*s);
 }
+
+static void
+buf_reserve(struct util_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->p = xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+void
+util_buf_append(struct util_buf *b, const char *s, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void
+util_buf_puts(struct util_buf *b, const char *s)
+{
+    util_buf_append(b, s, strlen(s));
+}
+
+void
+util_buf_printf(struct util_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void
+util_buf_json_str(struct util_buf *b, const char *s)
+{
+    if (s == NULL) {
+        util_buf_puts(b, "null");
+        return;
+    }
+    util_buf_puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            util_buf_printf(b, "\\%c", c);
+        else if (c == '\n')
+            util_buf_puts(b, "\\n");
+        else if (c < 0x20 || c == 0x7f)
+            util_buf_printf(b, "\\u%04x", c);
+        else
+            util_buf_append(b, (const char *)&c, 1);
+    }
+    util_buf_puts(b, "\"");
+}
+
+void
+util_buf_reset(struct util_buf *b)
+{
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+void
+util_buf_fini(struct util_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}

@@ -37,4 +37,23 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int util_strcasecmp(const char *a, const char *b);
 void util_lower(char *s);
 
+/*
+ * A growable byte buffer, always NUL-terminated. Owned by whoever embeds
+ * it; util_buf_fini frees it. Zero-initialised is empty and valid.
+ */
+struct util_buf {
+    char *p;
+    size_t len, cap;
+};
+
+void util_buf_append(struct util_buf *b, const char *s, size_t n);
+void util_buf_puts(struct util_buf *b, const char *s);
+void util_buf_printf(struct util_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append s as a JSON string with quotes, or null when s is NULL. Bytes
+ * below 0x20, '"' and '\\' are escaped; other bytes pass through. */
+void util_buf_json_str(struct util_buf *b, const char *s);
+void util_buf_reset(struct util_buf *b);
+void util_buf_fini(struct util_buf *b);
+
 #endif
