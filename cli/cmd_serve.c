@@ -1,0 +1,230 @@
+/*
+ * bridgehead serve: run the relay in the foreground. SIGTERM/SIGINT stop it
+ * gracefully (exit 0), SIGHUP reloads the config.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <uv.h>
+
+#include "cli/cmd.h"
+#include "connectors/config.h"
+#include "connectors/util.h"
+#include "core/log.h"
+#include "core/server.h"
+#include "core/store.h"
+#include "storage/queue.h"
+#include "storage/queue_lock.h"
+#include "storage/queue_spool.h"
+
+#define FD_RESERVE 64
+#define SHUTDOWN_GRACE_MS 10000
+
+static const char usage[] =
+    "usage: bridgehead serve [-c FILE] [--log-format kv|json]\n"
+    "Run the relay in the foreground. SIGTERM/SIGINT: stop gracefully; SIGHUP: reload.\n";
+
+struct serve {
+    uv_loop_t loop;
+    const char *config_path;
+    struct log *log;
+    struct server *server;
+    struct store *store;
+    uv_signal_t sigterm, sigint, sighup;
+    int lock_fd;
+    bool stopping;
+};
+
+/* Raise RLIMIT_NOFILE to its hard limit and check max_connections fits. */
+static int
+raise_nofile(const struct config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max != RLIM_INFINITY &&
+        (rlim_t)c->max_connections + FD_RESERVE > rl.rlim_max) {
+        fprintf(stderr,
+                "bridgehead: %s: server.max_connections %u needs %u file descriptors, "
+                "but the hard limit (RLIMIT_NOFILE) is %llu\n",
+                c->path, c->max_connections, c->max_connections + FD_RESERVE,
+                (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+on_stopped(void *arg)
+{
+    struct serve *sv = arg;
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+    uv_close((uv_handle_t *)&sv->sighup, NULL);
+    server_free(sv->server);
+    sv->server = NULL;
+    store_close(sv->store);
+    sv->store = NULL;
+}
+
+static void
+on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct serve *sv = h->data;
+    if (sv->stopping)
+        return;
+    sv->stopping = true;
+    log_info(sv->log, "event=stopping signal=%s", signum == SIGTERM ? "TERM" : "INT");
+    server_shutdown(sv->server, SHUTDOWN_GRACE_MS, on_stopped, sv);
+}
+
+/* SIGHUP: build a new config; on success new sessions use it. */
+static void
+on_hup(uv_signal_t *h, int signum)
+{
+    struct serve *sv = h->data;
+    (void)signum;
+    struct config_diags d = {0};
+    struct config *c = config_load(sv->config_path, &d);
+    for (size_t i = 0; i < d.n; i++)
+        log_error(sv->log, "event=reload_error file=%s line=%d col=%d msg=\"%s\"", d.v[i].file,
+                  d.v[i].line, d.v[i].col, d.v[i].msg);
+    config_diags_fini(&d);
+    char err[256];
+    struct server_conf *sc = c ? server_conf_new(c, err, sizeof err) : NULL;
+    if (sc == NULL) {
+        if (c)
+            log_error(sv->log, "event=reload_error msg=\"%s\"", err);
+        log_warn(sv->log, "event=reload status=rejected msg=\"the old config stays in force\"");
+        return;
+    }
+    server_set_conf(sv->server, sc);
+    log_info(sv->log, "event=reload status=ok config=%s", sv->config_path);
+}
+
+static int
+open_queue(struct serve *sv, const struct config *c, struct queue **q)
+{
+    char err[512];
+    sv->lock_fd = queue_lock_acquire(c->storage_path, err, sizeof err);
+    if (sv->lock_fd < 0) {
+        fprintf(stderr, "bridgehead: %s\n", err);
+        return -1;
+    }
+    if (queue_open(c->storage_path, 0, q, err, sizeof err) < 0) {
+        fprintf(stderr, "bridgehead: %s\n", err);
+        return -1;
+    }
+    int n = queue_recover_delivering(*q);
+    int s = queue_spool_cleanup(queue_folder(*q));
+    log_info(sv->log, "event=queue_open path=%s recovered=%d spool_removed=%d", c->storage_path,
+             n < 0 ? 0 : n, s < 0 ? 0 : s);
+    return 0;
+}
+
+static int
+start(struct serve *sv, struct config *c)
+{
+    struct queue *q = NULL;
+    char err[512];
+    if (raise_nofile(c) < 0 || open_queue(sv, c, &q) < 0) {
+        queue_close(q);
+        config_unref(c);
+        return -1;
+    }
+    struct server_conf *sc = server_conf_new(c, err, sizeof err);
+    if (sc == NULL) {
+        fprintf(stderr, "bridgehead: %s\n", err);
+        queue_close(q);
+        return -1;
+    }
+    sv->store = store_new(&sv->loop, q);
+    sv->server = server_new(&sv->loop, sc, sv->store, sv->log, queue_folder(q));
+    if (server_listen(sv->server, err, sizeof err) < 0) {
+        fprintf(stderr, "bridgehead: %s\n", err);
+        return -2;
+    }
+    return 0;
+}
+
+static void
+watch_signals(struct serve *sv)
+{
+    uv_signal_t *hs[] = {&sv->sigterm, &sv->sigint, &sv->sighup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&sv->loop, hs[i]);
+        hs[i]->data = sv;
+        uv_signal_start(hs[i], i == 2 ? on_hup : on_stop_signal, nums[i]);
+    }
+}
+
+static int
+parse_args(int argc, char **argv, const char **config_path, enum log_format *fmt)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"log-format", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        if (ch == 'c')
+            *config_path = optarg;
+        else if (ch == 'l' && (strcmp(optarg, "kv") == 0 || strcmp(optarg, "json") == 0))
+            *fmt = strcmp(optarg, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_KV;
+        else if (ch == 'l')
+            return cmd_usage_error(usage, "--log-format: '%s' is not kv or json", optarg);
+        else if (ch == 'h') {
+            fputs(usage, stdout);
+            return -1;
+        } else if (ch == ':')
+            return cmd_usage_error(usage, "option %s needs an argument", argv[optind - 1]);
+        else
+            return cmd_usage_error(usage, "unknown option %s", argv[optind - 1]);
+    }
+    if (optind < argc)
+        return cmd_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+int
+cmd_serve(int argc, char **argv, const char *config_path)
+{
+    enum log_format fmt = LOG_FORMAT_KV;
+    int rc = parse_args(argc, argv, &config_path, &fmt);
+    if (rc != 0)
+        return rc < 0 ? CMD_EX_OK : rc;
+    struct config *c = cmd_load_config(config_path);
+    if (c == NULL)
+        return CMD_EX_ERROR;
+    signal(SIGPIPE, SIG_IGN);
+    struct serve sv = {.config_path = config_path, .lock_fd = -1};
+    sv.log = log_new(2, fmt, LOG_INFO, 0);
+    uv_loop_init(&sv.loop);
+    rc = start(&sv, c);
+    if (rc == 0) {
+        watch_signals(&sv);
+        log_info(sv.log, "event=started version=%s config=%s", BH_VERSION, config_path);
+    } else if (rc == -2) {
+        watch_signals(&sv);
+        sv.stopping = true;
+        server_shutdown(sv.server, 0, on_stopped, &sv);
+    }
+    if (rc != -1)
+        uv_run(&sv.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&sv.loop);
+    if (rc == 0)
+        log_info(sv.log, "event=stopped");
+    log_free(sv.log);
+    queue_lock_release(sv.lock_fd);
+    return rc == 0 ? CMD_EX_OK : CMD_EX_ERROR;
+}
