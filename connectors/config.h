@@ -10,6 +10,7 @@
 #ifndef BH_CONNECTORS_CONFIG_H
 #define BH_CONNECTORS_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,6 +99,9 @@ struct config {
 
     struct connector *connectors; /* in file order */
     size_t nconnectors;
+
+    /* Private: the reference count, only through config_ref/config_unref. */
+    atomic_uint refs;
 };
 
 /* Load and validate path. Returns a config with one reference, or NULL with
