@@ -82,6 +82,19 @@ enum router_status router_route(const struct router *r, const char *recipient,
                                 const struct router_query *q, struct router_result *res);
 void router_result_fini(struct router_result *res);
 
+/*
+ * As router_route(), and adds the number of address-space index probes the
+ * lookup made to *probes (when not NULL): one per label of the domain. For
+ * benchmarks and tests. q may be NULL in both: nothing known (no sender
+ * check, size and priority unknown, not a system message).
+ */
+enum router_status router_route_counted(const struct router *r, const char *recipient,
+                                        const struct router_query *q,
+                                        struct router_result *res, unsigned *probes);
+
+/* "ok", "bad domain", "no match", "too large", "refused". */
+const char *router_status_name(enum router_status status);
+
 /* "less specific", "higher cost", ... as SPEC §6 spells them. */
 const char *router_reason_name(enum router_reason reason);
 
