@@ -218,7 +218,7 @@ conn_pause(struct conn *c)
 void
 conn_resume(struct conn *c)
 {
-    if (!c->paused || c->closing)
+    if (c->closing)
         return;
     c->paused = false;
     pump(c);

@@ -8,6 +8,8 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/session.h"
+#include "core/store.h"
+#include "storage/queue.h"
 #include "core/tls.h"
 #include "routing/router.h"
 
@@ -38,6 +40,9 @@ struct server {
     size_t nsessions;
     struct perip *perip[PERIP_BUCKETS];
     uv_timer_t grace;
+    uv_timer_t space;     /* refreshes env.free_space */
+    uint64_t space_value; /* written by the storage thread, read in its done */
+    bool space_busy;
     void (*done)(void *);
     void *done_arg;
     bool stopping;
@@ -198,6 +203,33 @@ server_session_closed(struct server *s, struct session *sess)
         check_done(s);
 }
 
+#define SPACE_REFRESH_MS 5000
+
+static int
+space_run(struct queue *q, void *arg)
+{
+    struct server *s = arg;
+    return queue_free_space(q, &s->space_value);
+}
+
+static void
+space_done(void *arg, int status)
+{
+    struct server *s = arg;
+    s->space_busy = false;
+    s->env.free_space = status == 0 ? s->space_value : UINT64_MAX;
+}
+
+static void
+on_space_timer(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    if (s->space_busy || s->env.store == NULL)
+        return;
+    s->space_busy = true;
+    store_call(s->env.store, space_run, space_done, s);
+}
+
 struct server *
 server_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struct log *log,
            const char *spool_dir)
@@ -211,7 +243,11 @@ server_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struc
     s->env.shared = xmalloc(sizeof *s->env.shared);
     s->env.spool_dir = xstrdup(spool_dir);
     s->sessions.next = s->sessions.prev = &s->sessions;
+    s->env.free_space = UINT64_MAX;
     uv_timer_init(loop, &s->grace);
+    uv_timer_init(loop, &s->space);
+    s->space.data = s;
+    uv_timer_start(&s->space, on_space_timer, 0, SPACE_REFRESH_MS);
     return s;
 }
 
@@ -306,6 +342,7 @@ server_shutdown(struct server *s, uint64_t grace_ms, void (*done)(void *), void 
 {
     s->stopping = true;
     s->env.shutting_down = true;
+    uv_timer_stop(&s->space);
     s->done = done;
     s->done_arg = arg;
     for (size_t i = 0; i < s->nlisteners; i++)
@@ -343,5 +380,6 @@ server_free(struct server *s)
     if (s == NULL)
         return;
     s->grace.data = s;
+    uv_close((uv_handle_t *)&s->space, NULL);
     uv_close((uv_handle_t *)&s->grace, on_grace_closed);
 }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -49,6 +50,8 @@ struct server_env {
     struct conn_shared *shared;
     char *spool_dir;
     bool shutting_down;
+    uint64_t free_space; /* bytes the queue can still take (refreshed by the
+                            server from the storage thread); UINT64_MAX: unknown */
 };
 
 struct server;

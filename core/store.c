@@ -15,7 +15,8 @@ const double store_latency_bounds[STORE_LATENCY_BUCKETS] = {
 
 struct store_job {
     struct store_job *next;
-    const struct queue_msg *msg; /* a commit, or NULL for a call */
+    const struct queue_msg *msgs; /* a commit of nmsgs, or NULL for a call */
+    size_t nmsgs;
     store_run_fn *run;
     store_done_fn *done;
     void *arg;
@@ -58,29 +59,35 @@ record_commit(struct store *s, size_t n, double secs, int rc)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Commit every message job of the batch in one transaction. If the group
- * fails, try each alone, so that one bad message cannot fail the others. */
+/* Commit every message of the batch's commit jobs in one transaction. If
+ * the group fails, try each job alone, so that one bad message cannot fail
+ * the others. */
 static void
-commit_batch(struct store *s, struct store_job **jobs, size_t n)
+commit_batch(struct store *s, struct store_job **jobs, size_t njobs)
 {
+    size_t n = 0;
+    for (size_t i = 0; i < njobs; i++)
+        n += jobs[i]->nmsgs;
     if (n == 0)
         return;
     struct queue_msg *msgs = xmalloc(n * sizeof *msgs);
-    for (size_t i = 0; i < n; i++)
-        msgs[i] = *jobs[i]->msg;
+    n = 0;
+    for (size_t i = 0; i < njobs; i++)
+        for (size_t k = 0; k < jobs[i]->nmsgs; k++)
+            msgs[n++] = jobs[i]->msgs[k];
     double t0 = now_seconds();
     int rc = queue_commit(s->q, msgs, n);
     record_commit(s, n, now_seconds() - t0, rc);
-    for (size_t i = 0; i < n; i++)
+    free(msgs);
+    for (size_t i = 0; i < njobs; i++)
         jobs[i]->status = rc;
-    if (rc < 0 && n > 1) {
-        for (size_t i = 0; i < n; i++) {
+    if (rc < 0 && njobs > 1) {
+        for (size_t i = 0; i < njobs; i++) {
             t0 = now_seconds();
-            jobs[i]->status = queue_commit(s->q, &msgs[i], 1);
-            record_commit(s, 1, now_seconds() - t0, jobs[i]->status);
+            jobs[i]->status = queue_commit(s->q, jobs[i]->msgs, jobs[i]->nmsgs);
+            record_commit(s, jobs[i]->nmsgs, now_seconds() - t0, jobs[i]->status);
         }
     }
-    free(msgs);
 }
 
 static void
@@ -89,7 +96,7 @@ run_batch(struct store *s, struct store_job *list)
     size_t n = 0, cap = 16;
     struct store_job **commits = xmalloc(cap * sizeof *commits);
     for (struct store_job *j = list; j; j = j->next) {
-        if (j->msg == NULL)
+        if (j->msgs == NULL)
             continue;
         if (n == cap)
             commits = xrealloc(commits, (cap *= 2) * sizeof *commits);
@@ -98,7 +105,7 @@ run_batch(struct store *s, struct store_job *list)
     commit_batch(s, commits, n);
     free(commits);
     for (struct store_job *j = list; j; j = j->next)
-        if (j->msg == NULL)
+        if (j->msgs == NULL)
             j->status = j->run ? j->run(s->q, j->arg) : 0;
 }
 
@@ -172,10 +179,12 @@ submit(struct store *s, struct store_job *j)
 }
 
 void
-store_commit(struct store *s, const struct queue_msg *msg, store_done_fn *done, void *arg)
+store_commit(struct store *s, const struct queue_msg *msgs, size_t n, store_done_fn *done,
+             void *arg)
 {
     struct store_job *j = xcalloc(1, sizeof *j);
-    j->msg = msg;
+    j->msgs = msgs;
+    j->nmsgs = n;
     j->done = done;
     j->arg = arg;
     submit(s, j);

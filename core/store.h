@@ -22,6 +22,7 @@
 #ifndef BH_CORE_STORE_H
 #define BH_CORE_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -35,7 +36,10 @@ typedef int store_run_fn(struct queue *q, void *arg);
 typedef void store_done_fn(void *arg, int status);
 
 struct store *store_new(uv_loop_t *loop, struct queue *q);
-void store_commit(struct store *s, const struct queue_msg *msg, store_done_fn *done, void *arg);
+/* Commit msgs[0..n) together (in the same transaction as everything else
+ * pending); they are borrowed until done runs. */
+void store_commit(struct store *s, const struct queue_msg *msgs, size_t n, store_done_fn *done,
+                  void *arg);
 void store_call(struct store *s, store_run_fn *run, store_done_fn *done, void *arg);
 /* Finish pending work, stop the thread, close the queue; then free. */
 void store_close(struct store *s);

@@ -154,7 +154,7 @@ class Accept(unittest.TestCase):
         s.quit()
 
     def test_size_after_dot_partial_and_all(self):
-        big = b"Subject: big\r\n\r\n" + b"x" * 3000 + b"\r\n"
+        big = b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 50
         s = self.smtp()
         # all refused after the dot: 552 5.3.4
         s.mail("a@accepted.test")
@@ -186,7 +186,7 @@ class Accept(unittest.TestCase):
         self.assertIn(b"5.3.4", msg)
         s.mail("a@accepted.test")
         s.rcpt("b@elsewhere.test")
-        code, msg = s.data(b"Subject: x\r\n\r\n" + b"y" * 70000 + b"\r\n")
+        code, msg = s.data(b"Subject: x\r\n\r\n" + (b"y" * 98 + b"\r\n") * 700)
         self.assertEqual(code, 552)
         self.assertIn(b"5.3.4", msg)
         # The session goes on.
@@ -243,6 +243,7 @@ class Accept(unittest.TestCase):
         code, msg = s.docmd("AUTH PLAIN " + base64.b64encode(b"\0alice\0s3cret").decode())
         self.assertEqual(code, 530)
         ctx = ssl.create_default_context(cafile=os.path.join(self.relay.dir, "cert.pem"))
+        ctx.check_hostname = False  # we connect to 127.0.0.1; the chain is still verified
         s.starttls(context=ctx)
         s.ehlo("client.example")
         self.assertTrue(s.has_extn("auth"))
@@ -308,7 +309,9 @@ class Accept(unittest.TestCase):
         self.assertTrue(r.cmd("NOOP " + "x" * 600).startswith("500 5.5.2"))
         self.assertTrue(r.cmd("TURN").startswith("502 5.5.1"))
         self.assertTrue(r.cmd("VRFY bob").startswith("252"))
-        self.assertTrue(r.cmd("ETRN accepted.test")[:3] in ("458", "250", "251", "459"))
+        r.cmd("EHLO c.example")
+        rep = r.cmd("ETRN accepted.test")
+        self.assertIn(rep[:3], ("458", "250", "251", "459"), rep)
         r.close()
 
 
