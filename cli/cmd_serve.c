@@ -13,7 +13,9 @@
 #include "cli/cmd.h"
 #include "connectors/config.h"
 #include "connectors/util.h"
+#include "core/dns.h"
 #include "core/log.h"
+#include "core/sched.h"
 #include "core/server.h"
 #include "core/store.h"
 #include "storage/queue.h"
@@ -33,6 +35,9 @@ struct serve {
     struct log *log;
     struct server *server;
     struct store *store;
+    struct dns *dns;
+    struct sched *sched;
+    unsigned stopping_parts; /* server and scheduler still stopping */
     uv_signal_t sigterm, sigint, sighup;
     int lock_fd;
     bool stopping;
@@ -59,10 +64,14 @@ raise_nofile(const struct config *c)
     return 0;
 }
 
+/* Both the server and the scheduler have stopped: close the store (which
+ * finishes the queue work in flight), then the rest. */
 static void
 on_stopped(void *arg)
 {
     struct serve *sv = arg;
+    if (--sv->stopping_parts > 0)
+        return;
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sighup, NULL);
@@ -70,6 +79,19 @@ on_stopped(void *arg)
     sv->server = NULL;
     store_close(sv->store);
     sv->store = NULL;
+    sched_free(sv->sched);
+    sv->sched = NULL;
+    dns_free(sv->dns);
+    sv->dns = NULL;
+}
+
+static void
+stop_all(struct serve *sv, uint64_t grace_ms)
+{
+    sv->stopping_parts = sv->sched ? 2 : 1;
+    if (sv->sched)
+        sched_stop(sv->sched, on_stopped, sv);
+    server_shutdown(sv->server, grace_ms, on_stopped, sv);
 }
 
 static void
@@ -80,7 +102,7 @@ on_stop_signal(uv_signal_t *h, int signum)
         return;
     sv->stopping = true;
     log_info(sv->log, "event=stopping signal=%s", signum == SIGTERM ? "TERM" : "INT");
-    server_shutdown(sv->server, SHUTDOWN_GRACE_MS, on_stopped, sv);
+    stop_all(sv, SHUTDOWN_GRACE_MS);
 }
 
 /* SIGHUP: build a new config; on success new sessions use it. */
@@ -104,6 +126,7 @@ on_hup(uv_signal_t *h, int signum)
         return;
     }
     server_set_conf(sv->server, sc);
+    sched_set_conf(sv->sched, sc);
     log_info(sv->log, "event=reload status=ok config=%s", sv->config_path);
 }
 
@@ -125,6 +148,12 @@ open_queue(struct serve *sv, const struct config *c, struct queue **q)
     log_info(sv->log, "event=queue_open path=%s recovered=%d spool_removed=%d", c->storage_path,
              n < 0 ? 0 : n, s < 0 ? 0 : s);
     return 0;
+}
+
+static void
+on_queued(void *arg)
+{
+    sched_kick(arg);
 }
 
 static int
@@ -149,6 +178,15 @@ start(struct serve *sv, struct config *c)
         fprintf(stderr, "bridgehead: %s\n", err);
         return -2;
     }
+    const struct config *cfg = sc->config;
+    sv->dns = dns_new(&sv->loop, (const char *const *)cfg->dns_servers, cfg->ndns_servers, 0);
+    if (sv->dns == NULL) {
+        fprintf(stderr, "bridgehead: cannot start the resolver\n");
+        return -2;
+    }
+    sv->sched = sched_new(&sv->loop, sc, sv->store, sv->dns, sv->log, server_env(sv->server)->shared);
+    server_env(sv->server)->queued = on_queued;
+    server_env(sv->server)->queued_arg = sv->sched;
     return 0;
 }
 
@@ -217,7 +255,7 @@ cmd_serve(int argc, char **argv, const char *config_path)
     } else if (rc == -2) {
         watch_signals(&sv);
         sv.stopping = true;
-        server_shutdown(sv.server, 0, on_stopped, &sv);
+        stop_all(&sv, 0);
     }
     if (rc != -1)
         uv_run(&sv.loop, UV_RUN_DEFAULT);

@@ -52,6 +52,8 @@ struct server_env {
     bool shutting_down;
     uint64_t free_space; /* bytes the queue can still take (refreshed by the
                             server from the storage thread); UINT64_MAX: unknown */
+    void (*queued)(void *arg); /* new mail is in the queue (wakes the scheduler) */
+    void *queued_arg;
 };
 
 struct server;

@@ -8,11 +8,11 @@
 
 #include "connectors/config.h"
 #include "connectors/domain.h"
-#include "connectors/schedule.h"
 #include "connectors/util.h"
 #include "core/dsn.h"
 #include "core/log.h"
 #include "core/msg.h"
+#include "core/sched_settle.h"
 #include "core/server.h"
 #include "core/smtp_in.h"
 #include "core/store.h"
@@ -368,23 +368,6 @@ commit_free(struct commit *c)
     free(c);
 }
 
-/* The state a freshly routed recipient starts in (SPEC §4 schedules,
- * triggered connectors). */
-static void
-initial_state(const struct connector *k, int64_t now, uint64_t size, struct queue_rcpt *r)
-{
-    r->state = QUEUE_QUEUED;
-    r->next_attempt = now;
-    if (k->triggered) {
-        r->state = QUEUE_TRIGGERED;
-        r->next_attempt = QUEUE_NEVER;
-    } else if (k->schedule && !schedule_is_open(k->schedule, now, size)) {
-        int64_t next = schedule_next_open(k->schedule, now, size);
-        r->state = QUEUE_SCHEDULED;
-        r->next_attempt = next == SCHEDULE_NEVER ? QUEUE_NEVER : next;
-    }
-}
-
 /* Does this recipient want a failure DSN (RFC 3461 NOTIFY)? */
 static bool
 wants_failure_dsn(unsigned notify)
@@ -407,7 +390,7 @@ reroute(struct commit *c, int64_t now, const char **status, char **why, bool *al
         r->orcpt = c->env.orcpts[i];
         if (router_route(c->conf->router, r->address, &q, &res) == ROUTER_OK) {
             r->connector = res.connector->name;
-            initial_state(res.connector, now, c->size, r);
+            sched_settle_initial_state(res.connector, now, c->size, r);
             c->nok++;
         } else {
             status[i] = res.status == ROUTER_TOO_LARGE ? "5.3.4" : "5.7.1";
@@ -454,7 +437,7 @@ add_dsn(struct commit *c, int64_t now, const char **status, char **why)
         return;
     }
     c->dsn_rcpt = (struct queue_rcpt){.address = c->env.sender, .connector = res.connector->name};
-    initial_state(res.connector, now, c->dsn_text.len, &c->dsn_rcpt);
+    sched_settle_initial_state(res.connector, now, c->dsn_text.len, &c->dsn_rcpt);
     router_result_fini(&res);
     c->dsn_spool = queue_spool_new(t->env->spool_dir);
     queue_spool_write(c->dsn_spool, c->dsn_text.p, c->dsn_text.len);
@@ -477,6 +460,8 @@ commit_done(void *arg, int status)
         if (c->nmsgs > 1)
             log_info(t->env->log, "id=%s event=dsn_queued orig=%s to=<%s>", c->msgs[1].id,
                      c->msgs[0].id, c->env.sender);
+        if (t->env->queued)
+            t->env->queued(t->env->queued_arg);
     } else {
         log_error(t->env->log, "id=%s event=store_failed error=\"%s\" client=%s",
                   c->msgs[0].id, uv_strerror(status), c->client_ip);

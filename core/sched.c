@@ -1,0 +1,543 @@
+#include "core/sched.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "connectors/config.h"
+#include "connectors/connector.h"
+#include "connectors/schedule.h"
+#include "connectors/util.h"
+#include "core/delivery.h"
+#include "core/dns.h"
+#include "core/dns_wire.h"
+#include "core/log.h"
+#include "core/sched_settle.h"
+#include "core/server.h"
+#include "core/store.h"
+#include "routing/balance.h"
+#include "routing/health.h"
+#include "storage/queue.h"
+
+#define LEASE_MAX 256
+#define BACKLOG_LOW 64   /* lease more when the backlog falls below this */
+#define TIMER_MAX_S 300  /* look again at least this often */
+
+struct sched_conn {
+    const struct connector *k;
+    struct delivery_job *head, **tail;
+    size_t nbacklog;
+    unsigned active;
+    struct balance_item *items;
+};
+
+struct lease {
+    struct sched *s;
+    int64_t now;
+    struct queue_entry out[LEASE_MAX];
+    int n;
+    int next_rc;
+    int64_t next_due;
+};
+
+struct mx_wait {
+    struct sched *s;
+    struct sched_conn *sc;
+    struct delivery_job *job;
+};
+
+struct sched {
+    uv_loop_t *loop;
+    struct server_conf *conf;
+    struct delivery_env env;
+    struct sched_settle *settle;
+    struct sched_conn *conns;
+    size_t nconns;
+    uv_timer_t timer;
+    int64_t timer_due;
+    bool leasing, again, stopping;
+    void (*stopped)(void *);
+    void *stopped_arg;
+    size_t ndeliveries;
+    struct delivery **live; /* every delivery in flight, for sched_stop */
+    size_t nlive, caplive;
+    uint64_t rng;
+};
+
+static void dispatch(struct sched *s, struct sched_conn *sc);
+static void maybe_free(struct sched *s);
+
+static uint64_t
+rnd(void *arg)
+{
+    struct sched *s = arg;
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+static struct sched_conn *
+find_conn(struct sched *s, const char *name)
+{
+    for (size_t i = 0; i < s->nconns; i++)
+        if (strcmp(s->conns[i].k->name, name) == 0)
+            return &s->conns[i];
+    return NULL;
+}
+
+static void
+build_conns(struct sched *s)
+{
+    const struct config *c = s->conf->config;
+    s->conns = xcalloc(c->nconnectors ? c->nconnectors : 1, sizeof *s->conns);
+    s->nconns = c->nconnectors;
+    for (size_t i = 0; i < c->nconnectors; i++) {
+        struct sched_conn *sc = &s->conns[i];
+        sc->k = &c->connectors[i];
+        sc->tail = &sc->head;
+        sc->items = xcalloc(sc->k->nbridgeheads ? sc->k->nbridgeheads : 1, sizeof *sc->items);
+        for (size_t b = 0; b < sc->k->nbridgeheads; b++)
+            sc->items[b].weight = sc->k->bridgeheads[b].weight;
+    }
+}
+
+/* ---- timer and leasing --------------------------------------------------- */
+
+static void lease(struct sched *s);
+
+static void
+on_timer(uv_timer_t *t)
+{
+    struct sched *s = t->data;
+    s->timer_due = 0;
+    lease(s);
+}
+
+/* Wake at t (unix seconds) unless an earlier wake-up is set. */
+static void
+wake_at(struct sched *s, int64_t t)
+{
+    int64_t now = (int64_t)time(NULL);
+    if (t < now)
+        t = now;
+    if (t > now + TIMER_MAX_S)
+        t = now + TIMER_MAX_S;
+    if (s->timer_due != 0 && s->timer_due <= t)
+        return;
+    s->timer_due = t;
+    uv_timer_start(&s->timer, on_timer, (uint64_t)(t - now) * 1000 + 10, 0);
+}
+
+static int
+lease_run(struct queue *q, void *arg)
+{
+    struct lease *l = arg;
+    l->n = queue_lease_due(q, l->now, NULL, LEASE_MAX, l->out);
+    l->next_rc = queue_next_due(q, NULL, &l->next_due);
+    return l->n < 0 ? l->n : 0;
+}
+
+/* Group leased entries into jobs: same message, connector and (dns) domain. */
+static struct delivery_job *
+take_job(struct lease *l, bool *used, size_t first, const struct sched_conn *sc)
+{
+    struct delivery_job *job = xcalloc(1, sizeof *job);
+    const struct queue_entry *e0 = &l->out[first];
+    const char *dom = strrchr(e0->rcpt, '@');
+    bool dns = sc && sc->k->route == CONNECTOR_ROUTE_DNS;
+    job->connector = xstrdup(e0->connector);
+    job->domain = dns && dom ? xstrdup(dom + 1) : NULL;
+    job->entries = xcalloc(LEASE_MAX, sizeof *job->entries);
+    for (size_t i = first; i < (size_t)l->n; i++) {
+        const struct queue_entry *e = &l->out[i];
+        const char *d = strrchr(e->rcpt, '@');
+        if (used[i] || strcmp(e->id, e0->id) != 0 || strcmp(e->connector, e0->connector) != 0)
+            continue;
+        if (job->domain && (d == NULL || util_strcasecmp(d + 1, job->domain) != 0))
+            continue;
+        used[i] = true;
+        job->entries[job->n++] = *e;
+        memset(&l->out[i], 0, sizeof l->out[i]); /* the job owns its strings now */
+    }
+    return job;
+}
+
+static void
+enqueue_job(struct sched *s, struct delivery_job *job, int64_t now)
+{
+    struct sched_conn *sc = find_conn(s, job->connector);
+    const struct queue_entry *e0 = &job->entries[0];
+    if (sc == NULL) {
+        sched_settle_defer_all(s->settle, job, now + 60, "connector no longer configured");
+        return;
+    }
+    if (sc->k->schedule &&
+        !schedule_is_open(sc->k->schedule, now, e0->size)) {
+        int64_t next = schedule_next_open(sc->k->schedule, now, e0->size);
+        sched_settle_scheduled(s->settle, job, next == SCHEDULE_NEVER ? QUEUE_NEVER : next);
+        return;
+    }
+    *sc->tail = job;
+    sc->tail = &job->next;
+    job->next = NULL;
+    sc->nbacklog++;
+}
+
+static void
+lease_done(void *arg, int status)
+{
+    struct lease *l = arg;
+    struct sched *s = l->s;
+    s->leasing = false;
+    if (status == 0 && !s->stopping) {
+        bool used[LEASE_MAX] = {false};
+        for (size_t i = 0; i < (size_t)l->n; i++)
+            if (!used[i])
+                enqueue_job(s, take_job(l, used, i, find_conn(s, l->out[i].connector)), l->now);
+        for (size_t i = 0; i < s->nconns; i++)
+            dispatch(s, &s->conns[i]);
+        if (l->next_rc == 0)
+            wake_at(s, l->next_due);
+    } else if (status < 0) {
+        log_error(s->env.log, "event=lease_failed error=\"%s\"", uv_strerror(status));
+        wake_at(s, l->now + 5);
+    }
+    bool more = status == 0 && l->n == LEASE_MAX;
+    if (s->stopping) { /* the leased entries stay delivering: recovered at start */
+        for (size_t i = 0; i < (size_t)(l->n > 0 ? l->n : 0); i++)
+            queue_entry_fini(&l->out[i]);
+        free(l);
+        maybe_free(s);
+        return;
+    }
+    for (size_t i = 0; i < (size_t)(l->n > 0 ? l->n : 0); i++)
+        queue_entry_fini(&l->out[i]);
+    free(l);
+    if ((more || s->again) && !s->stopping) {
+        s->again = false;
+        lease(s);
+    }
+}
+
+static void
+lease(struct sched *s)
+{
+    if (s->stopping)
+        return;
+    if (s->leasing) {
+        s->again = true;
+        return;
+    }
+    s->leasing = true;
+    struct lease *l = xcalloc(1, sizeof *l);
+    l->s = s;
+    l->now = (int64_t)time(NULL);
+    store_call(s->env.store, lease_run, lease_done, l);
+}
+
+void
+sched_kick(struct sched *s)
+{
+    lease(s);
+}
+
+/* ---- deliveries -------------------------------------------------------------- */
+
+static struct delivery_job *
+pop_job(struct sched_conn *sc, const char *domain)
+{
+    struct delivery_job **pp = &sc->head;
+    while (*pp && domain && util_strcasecmp((*pp)->domain ? (*pp)->domain : "", domain) != 0)
+        pp = &(*pp)->next;
+    struct delivery_job *job = *pp;
+    if (job == NULL)
+        return NULL;
+    *pp = job->next;
+    if (sc->tail == &job->next)
+        sc->tail = pp;
+    job->next = NULL;
+    sc->nbacklog--;
+    return job;
+}
+
+static struct delivery_job *
+on_next_job(void *arg, struct delivery *d)
+{
+    struct sched *s = arg;
+    if (s->stopping)
+        return NULL;
+    char key[320];
+    snprintf(key, sizeof key, "%s", delivery_key(d));
+    char *slash = strchr(key, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0';
+    struct sched_conn *sc = find_conn(s, key);
+    if (sc == NULL)
+        return NULL;
+    struct delivery_job *job = pop_job(sc, slash[1] ? slash + 1 : NULL);
+    if (sc->nbacklog < BACKLOG_LOW)
+        lease(s);
+    return job;
+}
+
+static void
+on_settled(void *arg, int64_t earliest)
+{
+    struct sched *s = arg;
+    if (earliest != QUEUE_NEVER && !s->stopping)
+        wake_at(s, earliest);
+}
+
+static void
+on_job_done(void *arg, struct delivery *d, struct delivery_job *job,
+            const struct delivery_verdict *v, const struct delivery_info *info)
+{
+    struct sched *s = arg;
+    (void)d;
+    sched_settle_job(s->settle, job, v, info, on_settled, s);
+}
+
+static void
+live_remove(struct sched *s, struct delivery *d)
+{
+    for (size_t i = 0; i < s->nlive; i++)
+        if (s->live[i] == d) {
+            s->live[i] = s->live[--s->nlive];
+            return;
+        }
+}
+
+static void
+on_delivery_closed(void *arg, struct delivery *d)
+{
+    struct sched *s = arg;
+    char key[320];
+    snprintf(key, sizeof key, "%s", delivery_key(d));
+    live_remove(s, d);
+    s->ndeliveries--;
+    char *slash = strchr(key, '/');
+    if (slash)
+        *slash = '\0';
+    struct sched_conn *sc = find_conn(s, key);
+    if (sc) {
+        sc->active--;
+        dispatch(s, sc);
+    }
+    maybe_free(s);
+}
+
+static const struct delivery_ops delivery_ops = {on_next_job, on_job_done, on_delivery_closed};
+
+static void
+start(struct sched *s, struct sched_conn *sc, const struct delivery_dest *dests, size_t n,
+      struct delivery_job *job)
+{
+    if (s->nlive == s->caplive) {
+        s->caplive = s->caplive ? s->caplive * 2 : 16;
+        s->live = xrealloc(s->live, s->caplive * sizeof *s->live);
+    }
+    s->ndeliveries++;
+    s->live[s->nlive++] = NULL; /* reserved: delivery_start may call back at once */
+    size_t slot = s->nlive - 1;
+    struct delivery *d = delivery_start(&s->env, s->conf, sc->k, dests, n, job, &delivery_ops, s);
+    if (slot < s->nlive && s->live[slot] == NULL)
+        s->live[slot] = d;
+}
+
+/* Smarthost: bridgeheads in balance order, the picked one first. */
+static void
+start_smarthost(struct sched *s, struct sched_conn *sc, struct delivery_job *job)
+{
+    const struct connector *k = sc->k;
+    int64_t now = (int64_t)time(NULL);
+    char key[300];
+    for (size_t b = 0; b < k->nbridgeheads; b++) {
+        const struct connector_bridgehead *bh = &k->bridgeheads[b];
+        snprintf(key, sizeof key, strchr(bh->host, ':') ? "[%s]:%u" : "%s:%u", bh->host,
+                 bh->port);
+        sc->items[b].up = health_is_up(s->env.health, key, now);
+    }
+    size_t *order = xcalloc(k->nbridgeheads + 1, sizeof *order);
+    struct delivery_dest *dests = xcalloc(k->nbridgeheads + 1, sizeof *dests);
+    size_t n = 0;
+    int pick = balance_pick(sc->items, k->nbridgeheads, k->balance, rnd, s);
+    if (pick >= 0)
+        order[n++] = (size_t)pick;
+    n += balance_order(sc->items, k->nbridgeheads, k->balance, pick, rnd, s, order + n);
+    for (size_t i = 0; i < k->nbridgeheads; i++) /* the down ones last: probes */
+        if (!sc->items[i].up)
+            order[n++] = i;
+    for (size_t i = 0; i < n; i++)
+        dests[i] = (struct delivery_dest){k->bridgeheads[order[i]].host,
+                                          k->bridgeheads[order[i]].port};
+    start(s, sc, dests, n, job);
+    free(dests);
+    free(order);
+}
+
+static void
+on_mx(void *arg, const struct dns_result *r)
+{
+    struct mx_wait *w = arg;
+    struct sched *s = w->s;
+    struct sched_conn *sc = w->sc;
+    struct delivery_job *job = w->job;
+    free(w);
+    s->ndeliveries--;
+    if (s->stopping) { /* sc is gone: the backlogs were freed */
+        delivery_job_free(job);
+        maybe_free(s);
+        return;
+    }
+    sc->active--;
+    if (r->status == DNS_NULLMX || r->status == DNS_NXDOMAIN) {
+        sched_settle_bounce_all(s->settle, job,
+                                r->status == DNS_NULLMX ? "5.1.10" : "5.1.2",
+                                r->status == DNS_NULLMX ? "domain accepts no mail (null MX)"
+                                                        : "domain not found");
+    } else if (r->status == DNS_TEMPFAIL) {
+        sched_settle_defer_all(s->settle, job, 0, r->why);
+    } else {
+        size_t n = r->status == DNS_OK ? r->n : 1;
+        struct delivery_dest *dests = xcalloc(n, sizeof *dests);
+        for (size_t i = 0; i < n; i++)
+            dests[i] = (struct delivery_dest){r->status == DNS_OK ? (char *)r->mx[i].host
+                                                                   : job->domain,
+                                              sc->k->port};
+        sc->active++;
+        start(s, sc, dests, n, job);
+        free(dests);
+    }
+    maybe_free(s);
+}
+
+static unsigned
+capacity(const struct sched_conn *sc)
+{
+    size_t hosts = sc->k->route == CONNECTOR_ROUTE_DNS ? 8 : sc->k->nbridgeheads;
+    return (unsigned)(hosts * sc->k->max_connections);
+}
+
+static void
+dispatch(struct sched *s, struct sched_conn *sc)
+{
+    while (!s->stopping && sc->head && sc->active < capacity(sc)) {
+        struct delivery_job *job = pop_job(sc, NULL);
+        sc->active++;
+        if (sc->k->route == CONNECTOR_ROUTE_SMARTHOST) {
+            start_smarthost(s, sc, job);
+            continue;
+        }
+        struct mx_wait *w = xcalloc(1, sizeof *w);
+        *w = (struct mx_wait){s, sc, job};
+        s->ndeliveries++;
+        dns_mx(s->env.dns, job->domain, on_mx, w);
+    }
+    if (sc->nbacklog < BACKLOG_LOW && sc->head == NULL)
+        return;
+}
+
+/* ---- life -------------------------------------------------------------------- */
+
+static void
+free_conns(struct sched *s)
+{
+    for (size_t i = 0; i < s->nconns; i++) {
+        struct delivery_job *job;
+        while ((job = pop_job(&s->conns[i], NULL)) != NULL)
+            delivery_job_free(job); /* stays delivering: recovered at start */
+        free(s->conns[i].items);
+    }
+    free(s->conns);
+    s->conns = NULL;
+    s->nconns = 0;
+}
+
+struct sched *
+sched_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struct dns *dns,
+          struct log *log, struct conn_shared *shared)
+{
+    struct sched *s = xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->conf = server_conf_ref(conf);
+    s->env = (struct delivery_env){loop, store, dns, log, health_new(), shared};
+    s->settle = sched_settle_new(store, log, conf);
+    s->rng = (uint64_t)time(NULL) * 2654435761u + (uint64_t)uv_hrtime();
+    build_conns(s);
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    lease(s);
+    return s;
+}
+
+void
+sched_set_conf(struct sched *s, struct server_conf *conf)
+{
+    /* Jobs waiting in the backlogs point at the old connectors: give them
+     * back to the queue (they are due at once) and start over. */
+    for (size_t i = 0; i < s->nconns; i++) {
+        struct delivery_job *job;
+        while ((job = pop_job(&s->conns[i], NULL)) != NULL)
+            sched_settle_defer_all(s->settle, job, (int64_t)time(NULL), NULL);
+    }
+    /* Deliveries in flight keep their conf reference and finish on it. */
+    struct sched_conn *old = s->conns;
+    size_t nold = s->nconns;
+    build_conns(s);
+    for (size_t i = 0; i < nold; i++) {
+        struct sched_conn *sc = find_conn(s, old[i].k->name);
+        if (sc)
+            sc->active = old[i].active;
+        free(old[i].items);
+    }
+    free(old);
+    server_conf_unref(s->conf);
+    s->conf = server_conf_ref(conf);
+    sched_settle_set_conf(s->settle, conf);
+    lease(s);
+}
+
+static void
+on_timer_closed(uv_handle_t *h)
+{
+    struct sched *s = h->data;
+    health_free(s->env.health);
+    sched_settle_free(s->settle);
+    server_conf_unref(s->conf);
+    free(s->live);
+    free(s);
+}
+
+void
+sched_free(struct sched *s)
+{
+    if (s != NULL)
+        uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+static void
+maybe_free(struct sched *s)
+{
+    if (s->stopping && s->ndeliveries == 0 && !s->leasing && s->stopped) {
+        void (*done)(void *) = s->stopped;
+        s->stopped = NULL;
+        done(s->stopped_arg);
+    }
+}
+
+void
+sched_stop(struct sched *s, void (*done)(void *), void *arg)
+{
+    s->stopping = true;
+    s->stopped = done;
+    s->stopped_arg = arg;
+    uv_timer_stop(&s->timer);
+    free_conns(s);
+    for (size_t i = 0; i < s->nlive; i++)
+        if (s->live[i])
+            delivery_abort(s->live[i]);
+    maybe_free(s);
+}

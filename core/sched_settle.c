@@ -1,0 +1,426 @@
+#include "core/sched_settle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "connectors/config.h"
+#include "connectors/schedule.h"
+#include "connectors/util.h"
+#include "core/delivery.h"
+#include "core/dsn.h"
+#include "core/log.h"
+#include "core/server.h"
+#include "core/store.h"
+#include "routing/router.h"
+#include "storage/queue.h"
+
+enum op_kind { OP_COMPLETE, OP_DEFER, OP_BOUNCE, OP_STATE, OP_WARNED };
+
+struct op {
+    enum op_kind kind;
+    int64_t entry;
+    int64_t next;
+    char *reply;
+    bool count;
+    enum queue_state state;
+    char id[QUEUE_ID_LEN + 1];
+};
+
+/* One DSN to enqueue with the updates. */
+struct dsn_out {
+    struct queue_msg msg;
+    struct queue_rcpt rcpt;
+    struct queue_spool *spool;
+    char *to, *connector;
+};
+
+struct update {
+    struct sched_settle *ss;
+    struct op *ops;
+    size_t nops;
+    struct dsn_out dsn[2];
+    size_t ndsn;
+    int64_t earliest;
+    sched_settle_cb *cb;
+    void *arg;
+};
+
+struct sched_settle {
+    struct store *store;
+    struct log *log;
+    struct server_conf *conf;
+    unsigned inflight;
+    uint64_t rng;
+    char *spool_dir; /* the queue's folder, for DSN spools */
+};
+
+struct sched_settle *
+sched_settle_new(struct store *store, struct log *log, struct server_conf *conf)
+{
+    struct sched_settle *ss = xcalloc(1, sizeof *ss);
+    ss->store = store;
+    ss->log = log;
+    ss->conf = server_conf_ref(conf);
+    ss->rng = (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull;
+    ss->spool_dir = xstrdup(conf->config->storage_path);
+    char *slash = strrchr(ss->spool_dir, '/');
+    if (slash)
+        *slash = '\0';
+    return ss;
+}
+
+void
+sched_settle_set_conf(struct sched_settle *ss, struct server_conf *conf)
+{
+    server_conf_unref(ss->conf);
+    ss->conf = server_conf_ref(conf);
+}
+
+void
+sched_settle_free(struct sched_settle *ss)
+{
+    if (ss == NULL)
+        return;
+    server_conf_unref(ss->conf);
+    free(ss->spool_dir);
+    free(ss);
+}
+
+unsigned
+sched_settle_inflight(const struct sched_settle *ss)
+{
+    return ss->inflight;
+}
+
+void
+sched_settle_initial_state(const struct connector *k, int64_t now, uint64_t size,
+                           struct queue_rcpt *r)
+{
+    r->state = QUEUE_QUEUED;
+    r->next_attempt = now;
+    if (k->triggered) {
+        r->state = QUEUE_TRIGGERED;
+        r->next_attempt = QUEUE_NEVER;
+    } else if (k->schedule && !schedule_is_open(k->schedule, now, size)) {
+        int64_t next = schedule_next_open(k->schedule, now, size);
+        r->state = QUEUE_SCHEDULED;
+        r->next_attempt = next == SCHEDULE_NEVER ? QUEUE_NEVER : next;
+    }
+}
+
+/* ---- the storage side ------------------------------------------------------ */
+
+static int
+apply(struct queue *q, const struct op *o)
+{
+    switch (o->kind) {
+    case OP_COMPLETE:
+        return queue_complete(q, o->entry);
+    case OP_BOUNCE:
+        return queue_bounce(q, o->entry);
+    case OP_DEFER:
+        return queue_defer(q, o->entry, o->next, o->reply, o->count);
+    case OP_STATE:
+        return queue_set_state(q, o->entry, o->state, o->next);
+    case OP_WARNED:
+        return queue_set_warned(q, o->id);
+    }
+    return 0;
+}
+
+static int
+update_run(struct queue *q, void *arg)
+{
+    struct update *u = arg;
+    int rc = queue_txn_begin(q);
+    for (size_t i = 0; rc == 0 && i < u->nops; i++) {
+        int r = apply(q, &u->ops[i]);
+        if (r < 0 && r != BH_ENOENT) /* deleted meanwhile: nothing to do */
+            rc = r;
+    }
+    if (rc == 0 && u->ndsn > 0) {
+        struct queue_msg msgs[2];
+        for (size_t i = 0; i < u->ndsn; i++)
+            msgs[i] = u->dsn[i].msg;
+        rc = queue_commit(q, msgs, u->ndsn);
+    }
+    if (rc < 0) {
+        queue_txn_rollback(q);
+        return rc;
+    }
+    return queue_txn_commit(q);
+}
+
+static void
+update_done(void *arg, int status)
+{
+    struct update *u = arg;
+    struct sched_settle *ss = u->ss;
+    if (status < 0)
+        log_error(ss->log, "event=settle_failed error=\"%s\"", uv_strerror(status));
+    for (size_t i = 0; i < u->ndsn; i++) {
+        if (status == 0)
+            log_info(ss->log, "id=%s event=dsn_queued to=<%s> connector=%s", u->dsn[i].msg.id,
+                     u->dsn[i].to, u->dsn[i].connector);
+        queue_spool_free(u->dsn[i].spool);
+        free(u->dsn[i].to);
+        free(u->dsn[i].connector);
+    }
+    for (size_t i = 0; i < u->nops; i++)
+        free(u->ops[i].reply);
+    free(u->ops);
+    ss->inflight--;
+    if (u->cb)
+        u->cb(u->arg, status == 0 ? u->earliest : QUEUE_NEVER);
+    free(u);
+}
+
+static struct update *
+update_new(struct sched_settle *ss, size_t nops, sched_settle_cb *cb, void *arg)
+{
+    struct update *u = xcalloc(1, sizeof *u);
+    u->ss = ss;
+    u->ops = xcalloc(nops ? nops : 1, sizeof *u->ops);
+    u->earliest = QUEUE_NEVER;
+    u->cb = cb;
+    u->arg = arg;
+    return u;
+}
+
+static void
+update_submit(struct update *u)
+{
+    u->ss->inflight++;
+    store_call(u->ss->store, update_run, update_done, u);
+}
+
+static struct op *
+add_op(struct update *u, enum op_kind kind, int64_t entry)
+{
+    struct op *o = &u->ops[u->nops++];
+    o->kind = kind;
+    o->entry = entry;
+    return o;
+}
+
+/* ---- DSNs ---------------------------------------------------------------------- */
+
+static bool
+wants(unsigned notify, unsigned bit)
+{
+    return notify == 0 ? bit != QUEUE_NOTIFY_SUCCESS
+                       : (notify & bit) != 0 && !(notify & QUEUE_NOTIFY_NEVER);
+}
+
+/* Build and route a DSN for the recipients d[0..n) of job; appended to u.
+ * A DSN that cannot be routed is dropped and logged. */
+static void
+add_dsn(struct update *u, const struct delivery_job *job, const struct dsn_rcpt *d, size_t n,
+        int64_t now)
+{
+    struct sched_settle *ss = u->ss;
+    const struct queue_entry *e0 = &job->entries[0];
+    if (n == 0 || e0->sender[0] == '\0' || u->ndsn >= 2)
+        return;
+    struct dsn_out *o = &u->dsn[u->ndsn];
+    char id[QUEUE_ID_LEN + 1];
+    queue_id_new(id);
+    struct util_buf text = {0};
+    struct dsn_report rep = {.hostname = ss->conf->config->hostname, .sender = e0->sender,
+                             .queue_id = e0->id, .envid = e0->envid, .arrival = e0->received,
+                             .now = now, .full = e0->ret == QUEUE_RET_FULL,
+                             .original = job->body ? job->body : "",
+                             .original_len = job->body ? job->body_len : 0,
+                             .boundary_seed = id};
+    dsn_build(&text, &rep, d, n);
+    struct router_query q = {.sender = "", .size = text.len,
+                             .priority = CONNECTOR_PRIORITY_NORMAL, .system = true};
+    struct router_result res;
+    if (router_route(ss->conf->router, e0->sender, &q, &res) != ROUTER_OK) {
+        log_warn(ss->log, "id=%s event=dsn status=dropped orig=%s to=<%s> reason=\"%s\"", id,
+                 e0->id, e0->sender, res.error);
+        router_result_fini(&res);
+        util_buf_fini(&text);
+        return;
+    }
+    o->to = xstrdup(e0->sender);
+    o->connector = xstrdup(res.connector->name);
+    o->rcpt = (struct queue_rcpt){.address = o->to, .connector = o->connector};
+    sched_settle_initial_state(res.connector, now, text.len, &o->rcpt);
+    router_result_fini(&res);
+    o->spool = queue_spool_new(ss->spool_dir);
+    queue_spool_write(o->spool, text.p, text.len);
+    o->msg = (struct queue_msg){.sender = "", .priority = CONNECTOR_PRIORITY_NORMAL,
+                                .system = true, .size = text.len, .received = now,
+                                .body = o->spool, .rcpts = &o->rcpt, .nrcpts = 1};
+    memcpy(o->msg.id, id, sizeof id);
+    util_buf_fini(&text);
+    u->ndsn++;
+}
+
+/* ---- verdicts ----------------------------------------------------------------- */
+
+static int64_t
+backoff(struct sched_settle *ss, unsigned attempts)
+{
+    const struct config *c = ss->conf->config;
+    uint64_t delay = c->retry_initial ? c->retry_initial : 1;
+    for (unsigned i = 0; i < attempts && delay < c->retry_max; i++)
+        delay *= 2;
+    if (delay > c->retry_max)
+        delay = c->retry_max;
+    ss->rng = ss->rng * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t jitter = delay / 10 ? (ss->rng >> 33) % (delay / 10 + 1) : 0;
+    return (int64_t)(delay + jitter);
+}
+
+/* Keep a remote reply safe inside a quoted log value. */
+static void
+safe_reply(const char *in, char *out, size_t len)
+{
+    size_t k = 0;
+    for (; *in && k + 1 < len; in++)
+        out[k++] = (*in == '"' || *in == '\\' || (unsigned char)*in < 0x20) ? '\'' : *in;
+    out[k] = '\0';
+}
+
+static void
+log_attempt(struct sched_settle *ss, const struct queue_entry *e, const struct delivery_info *info,
+            const char *status, const char *reply)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    double delay = (double)tv.tv_sec + tv.tv_usec / 1e6 - (double)e->received;
+    char r[600];
+    safe_reply(reply, r, sizeof r);
+    log_info(ss->log,
+             "id=%s to=<%s> connector=%s relay=%s tls=%s cipher=%s verify=\"%s\" status=%s "
+             "delay=%.2fs attempts=%u reply=\"%s\"",
+             e->id, e->rcpt, e->connector, info && info->relay[0] ? info->relay : "none",
+             info ? info->tls : "none", info && info->cipher[0] ? info->cipher : "-",
+             info && info->verify[0] ? info->verify : "-", status, delay < 0 ? 0 : delay,
+             e->attempts + 1, r);
+}
+
+struct settle_lists {
+    struct dsn_rcpt *failed, *delayed;
+    size_t nfailed, ndelayed;
+};
+
+static void
+settle_one(struct update *u, const struct queue_entry *e, const struct delivery_verdict *v,
+           const struct delivery_info *info, int64_t now, struct settle_lists *l)
+{
+    const struct config *c = u->ss->conf->config;
+    const char *reply = v->reply[0] ? v->reply : "no reply";
+    struct dsn_rcpt d = {.recipient = e->rcpt, .orcpt = e->orcpt, .diagnostic = reply,
+                         .last_attempt = now, .remote_mta = NULL};
+    if (v->code >= 200 && v->code < 300) {
+        add_op(u, OP_COMPLETE, e->entry);
+        log_attempt(u->ss, e, info, "sent", reply);
+        return;
+    }
+    bool expired = now - e->received >= (int64_t)c->lifetime;
+    if (v->code >= 500 || expired) {
+        add_op(u, OP_BOUNCE, e->entry);
+        log_attempt(u->ss, e, info, expired && v->code < 500 ? "expired" : "bounced", reply);
+        d.action = DSN_FAILED;
+        d.status = v->code >= 500 ? (v->status[0] ? v->status : "5.0.0") : "4.4.7";
+        if (wants(e->notify, QUEUE_NOTIFY_FAILURE))
+            l->failed[l->nfailed++] = d;
+        return;
+    }
+    struct op *o = add_op(u, OP_DEFER, e->entry);
+    o->count = v->counts;
+    o->next = v->counts ? now + backoff(u->ss, e->attempts) : (v->retry_at > now ? v->retry_at
+                                                                                : now + 1);
+    o->reply = xstrdup(reply);
+    if (o->next < u->earliest)
+        u->earliest = o->next;
+    log_attempt(u->ss, e, info, "deferred", reply);
+    if (c->delay_warning > 0 && !e->warned && now - e->received >= (int64_t)c->delay_warning &&
+        wants(e->notify, QUEUE_NOTIFY_DELAY)) {
+        d.action = DSN_DELAYED;
+        d.status = v->status[0] ? v->status : "4.0.0";
+        l->delayed[l->ndelayed++] = d;
+    }
+}
+
+void
+sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
+                 const struct delivery_verdict *v, const struct delivery_info *info,
+                 sched_settle_cb *cb, void *arg)
+{
+    int64_t now = (int64_t)time(NULL);
+    struct update *u = update_new(ss, job->n + 1, cb, arg);
+    struct settle_lists l = {xcalloc(job->n, sizeof *l.failed), xcalloc(job->n, sizeof *l.delayed),
+                             0, 0};
+    for (size_t i = 0; i < job->n; i++)
+        settle_one(u, &job->entries[i], &v[i], info, now, &l);
+    add_dsn(u, job, l.failed, l.nfailed, now);
+    if (l.ndelayed > 0) {
+        add_dsn(u, job, l.delayed, l.ndelayed, now);
+        struct op *o = add_op(u, OP_WARNED, 0);
+        memcpy(o->id, job->entries[0].id, sizeof o->id);
+    }
+    free(l.failed);
+    free(l.delayed);
+    update_submit(u);
+    delivery_job_free(job);
+}
+
+void
+sched_settle_defer_all(struct sched_settle *ss, struct delivery_job *job, int64_t next,
+                       const char *reason)
+{
+    struct delivery_verdict *v = xcalloc(job->n, sizeof *v);
+    for (size_t i = 0; i < job->n; i++) {
+        v[i].counts = next == 0;
+        v[i].retry_at = next;
+        snprintf(v[i].reply, sizeof v[i].reply, "%s", reason ? reason : "");
+    }
+    if (reason == NULL) { /* back to the queue as it was, due at next */
+        struct update *u = update_new(ss, job->n, NULL, NULL);
+        for (size_t i = 0; i < job->n; i++) {
+            struct op *o = add_op(u, OP_STATE, job->entries[i].entry);
+            o->state = QUEUE_QUEUED;
+            o->next = next;
+        }
+        update_submit(u);
+        delivery_job_free(job);
+    } else {
+        sched_settle_job(ss, job, v, NULL, NULL, NULL);
+    }
+    free(v);
+}
+
+void
+sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job, const char *status,
+                        const char *reason)
+{
+    struct delivery_verdict *v = xcalloc(job->n, sizeof *v);
+    for (size_t i = 0; i < job->n; i++) {
+        v[i].code = 550;
+        v[i].counts = true;
+        snprintf(v[i].status, sizeof v[i].status, "%s", status);
+        snprintf(v[i].reply, sizeof v[i].reply, "%s", reason);
+    }
+    sched_settle_job(ss, job, v, NULL, NULL, NULL);
+    free(v);
+}
+
+void
+sched_settle_scheduled(struct sched_settle *ss, struct delivery_job *job, int64_t next)
+{
+    struct update *u = update_new(ss, job->n, NULL, NULL);
+    for (size_t i = 0; i < job->n; i++) {
+        struct op *o = add_op(u, OP_STATE, job->entries[i].entry);
+        o->state = QUEUE_SCHEDULED;
+        o->next = next;
+    }
+    update_submit(u);
+    delivery_job_free(job);
+}

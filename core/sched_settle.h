@@ -1,0 +1,57 @@
+/*
+ * sched_settle: turns delivery verdicts into queue updates (SPEC §4
+ * "Outcomes"): 2xx done; 4xx, a lost connection or a timeout deferred with
+ * backoff (retry_initial doubling to retry_max, up to 10 % jitter); 5xx
+ * bounced at once; past queue.lifetime bounced with 4.4.7; NOTIFY
+ * honoured; one RFC 3464 DSN per job for its bounced recipients and one
+ * delay warning per message, both from <> to the sender and routed as
+ * system messages; nothing for a null sender. One log line per recipient
+ * and attempt. Every update of a job, and its DSNs, are one transaction on
+ * the storage writer.
+ *
+ * Jobs handed in are owned by the settler from then on. Loop thread only.
+ */
+#ifndef BH_CORE_SCHED_SETTLE_H
+#define BH_CORE_SCHED_SETTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sched_settle;
+struct store;
+struct log;
+struct server_conf;
+struct connector;
+struct queue_rcpt;
+struct delivery_job;
+struct delivery_verdict;
+struct delivery_info;
+
+/* Called when a settlement is stored: the earliest next_attempt it set
+ * (QUEUE_NEVER: none). */
+typedef void sched_settle_cb(void *arg, int64_t earliest);
+
+struct sched_settle *sched_settle_new(struct store *store, struct log *log,
+                                      struct server_conf *conf);
+void sched_settle_set_conf(struct sched_settle *ss, struct server_conf *conf);
+void sched_settle_free(struct sched_settle *ss);
+/* Settlements still being stored. */
+unsigned sched_settle_inflight(const struct sched_settle *ss);
+
+void sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
+                      const struct delivery_verdict *v, const struct delivery_info *info,
+                      sched_settle_cb *cb, void *arg);
+/* The whole job: deferred until next (0: with backoff), bounced with a
+ * status, or waiting for its schedule. reason may be NULL. */
+void sched_settle_defer_all(struct sched_settle *ss, struct delivery_job *job, int64_t next,
+                            const char *reason);
+void sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job,
+                             const char *status, const char *reason);
+void sched_settle_scheduled(struct sched_settle *ss, struct delivery_job *job, int64_t next);
+
+/* The state a newly routed recipient starts in: triggered, scheduled until
+ * the next window, or queued now. */
+void sched_settle_initial_state(const struct connector *k, int64_t now, uint64_t size,
+                                struct queue_rcpt *r);
+
+#endif
