@@ -1,7 +1,9 @@
-/* The SMTP server protocol machine: input buffering and line rules, the
- * action queue, the commands, and the answers to checks. The argument
- * parsers, the AUTH exchange and the DATA scanner live in smtp_in_args,
- * smtp_in_auth and smtp_in_data. */
+/* The SMTP server protocol machine: input buffering, the action queue, the
+ * commands and the answers to checks. Split out, libc-only like this file:
+ * line framing and limits (smtp_in_line), MAIL/RCPT arguments
+ * (smtp_in_args), the envelope (smtp_in_env), the AUTH exchange
+ * (smtp_in_auth), the DATA scanner (smtp_in_data) and the action queue
+ * (smtp_in_queue). */
 #include "core/smtp_in.h"
 
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include "core/smtp_in_data.h"
 #include "core/smtp_in_env.h"
 #include "core/smtp_in_line.h"
+#include "core/smtp_in_queue.h"
 
 /* The input buffer holds the longest line and then some; an idle session
  * keeps at most IN_KEEP of it. */
@@ -25,21 +28,10 @@
 #define MAX_ERRORS 10
 #define MAX_AUTH_FAILURES 3
 #define MAX_REFUSED 20
-/* One step queues at most four actions (DATA, DATA_ABORT, REPLY; or two
- * REPLYs and CLOSE), and a step runs only when the queue is empty. */
-#define QUEUE_LEN 8
-#define ARENA_LEN 2048
 #define RESULT_TEXT_MAX 400
 
 enum pending { P_NONE, P_AUTH, P_MAIL, P_RCPT, P_COMMIT, P_ETRN, P_ATRN };
 enum helo_kind { HELO_NONE, HELO_HELO, HELO_EHLO };
-
-/* A queued action. REPLY text lives in the arena, DATA in the input buffer,
- * both at off. */
-struct slot {
-    enum smtp_in_type type;
-    size_t off, len;
-};
 
 struct smtp_in {
     /* Settings (smtp_in_params). */
@@ -63,11 +55,7 @@ struct smtp_in {
     /* Input: unread bytes are in[in_off..in_len). */
     char *in;
     size_t in_off, in_len, in_cap;
-    /* Output. */
-    struct slot q[QUEUE_LEN];
-    unsigned q_head, q_n;
-    char arena[ARENA_LEN];
-    size_t arena_len;
+    struct smtp_in_queue out;
 };
 
 /* ---- the action queue ---- */
@@ -75,28 +63,13 @@ struct smtp_in {
 static void
 push(struct smtp_in *m, enum smtp_in_type type, size_t off, size_t len)
 {
-    if (m->q_n == QUEUE_LEN)
-        return; /* cannot happen, see QUEUE_LEN */
-    m->q[(m->q_head + m->q_n) % QUEUE_LEN] = (struct slot){type, off, len};
-    m->q_n++;
+    smtp_in_queue_push(&m->out, type, off, len);
 }
 
-/* Queue one reply; text has no final CRLF (multi-line replies carry their
- * inner CRLFs). */
 static void
 reply(struct smtp_in *m, const char *text)
 {
-    if (m->q_n == 0)
-        m->arena_len = 0;
-    size_t n = strlen(text), room = ARENA_LEN - m->arena_len;
-    if (room < 3)
-        return; /* cannot happen: replies are short and the queue is drained */
-    if (n > room - 2)
-        n = room - 2;
-    memcpy(m->arena + m->arena_len, text, n);
-    memcpy(m->arena + m->arena_len + n, "\r\n", 2);
-    push(m, SMTP_IN_REPLY, m->arena_len, n + 2);
-    m->arena_len += n + 2;
+    smtp_in_queue_reply(&m->out, text);
 }
 
 /* Reply, then close: nothing more is read. */
@@ -121,17 +94,15 @@ error_reply(struct smtp_in *m, const char *text)
 static bool
 pop(struct smtp_in *m, struct smtp_in_action *act)
 {
-    if (m->q_n == 0)
+    struct smtp_in_slot s;
+    if (!smtp_in_queue_pop(&m->out, &s))
         return false;
-    struct slot s = m->q[m->q_head];
-    m->q_head = (m->q_head + 1) % QUEUE_LEN;
-    m->q_n--;
     memset(act, 0, sizeof *act);
     act->type = s.type;
     switch (s.type) {
     case SMTP_IN_REPLY:
     case SMTP_IN_DATA:
-        act->text = (s.type == SMTP_IN_REPLY ? m->arena : m->in) + s.off;
+        act->text = (s.type == SMTP_IN_REPLY ? m->out.arena : m->in) + s.off;
         act->len = s.len;
         break;
     case SMTP_IN_ETRN:
@@ -177,23 +148,6 @@ auth_offered(const struct smtp_in *m)
 
 /* ---- commands ---- */
 
-/* HELO/EHLO argument: the first word, printable ASCII, 1..255 octets. */
-static bool
-helo_arg(const char *arg, char *out)
-{
-    while (*arg == ' ')
-        arg++;
-    size_t n = strcspn(arg, " ");
-    if (n == 0 || n > 255)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)arg[i] <= 32 || (unsigned char)arg[i] >= 127)
-            return false;
-    memcpy(out, arg, n);
-    out[n] = '\0';
-    return true;
-}
-
 static void
 ehlo_reply(struct smtp_in *m)
 {
@@ -225,7 +179,7 @@ static void
 greeting_cmd(struct smtp_in *m, const char *arg, bool ehlo)
 {
     char name[256];
-    if (!helo_arg(arg, name)) {
+    if (!smtp_in_args_helo(arg, name)) {
         error_reply(m,
                     ehlo ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
         return;
@@ -331,41 +285,12 @@ cmd_rset(struct smtp_in *m, const char *arg)
 }
 
 static void
-cmd_noop(struct smtp_in *m, const char *arg)
-{
-    (void)arg;
-    reply(m, "250 2.0.0 Ok");
-}
-
-static void
-cmd_help(struct smtp_in *m, const char *arg)
-{
-    (void)arg;
-    reply(m, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY ETRN "
-             "STARTTLS AUTH ATRN");
-}
-
-static void
 cmd_vrfy(struct smtp_in *m, const char *arg)
 {
     if (*arg == '\0')
         error_reply(m, "501 5.5.4 Syntax: VRFY address");
     else
         reply(m, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
-}
-
-static void
-cmd_expn(struct smtp_in *m, const char *arg)
-{
-    (void)arg;
-    reply(m, "502 5.5.1 EXPN not supported");
-}
-
-static void
-cmd_turn(struct smtp_in *m, const char *arg)
-{
-    (void)arg;
-    reply(m, "502 5.5.1 TURN not supported");
 }
 
 static void
@@ -452,21 +377,6 @@ cmd_etrn(struct smtp_in *m, const char *arg)
         ask(m, P_ETRN, SMTP_IN_ETRN, arg);
 }
 
-/* "" or "d1,d2,...". */
-static bool
-domain_list(const char *s)
-{
-    while (*s != '\0') {
-        size_t n = strcspn(s, ",");
-        if (!smtp_in_args_domain(s, n))
-            return false;
-        s += n;
-        if (*s == ',' && *++s == '\0')
-            return false;
-    }
-    return true;
-}
-
 static void
 cmd_atrn(struct smtp_in *m, const char *arg)
 {
@@ -476,20 +386,36 @@ cmd_atrn(struct smtp_in *m, const char *arg)
         reply(m, "530 5.7.0 Authentication required");
     else if (m->env.has_mail)
         reply(m, "503 5.5.1 ATRN not allowed during a mail transaction");
-    else if (!domain_list(arg))
+    else if (!smtp_in_args_domains(arg))
         error_reply(m, "501 5.5.4 Syntax: ATRN [domain[,domain...]]");
     else
         ask(m, P_ATRN, SMTP_IN_ATRN, arg);
 }
 
+/* The commands; those with a fixed reply have no handler. */
 static const struct {
     const char *verb;
     void (*fn)(struct smtp_in *m, const char *arg);
+    const char *fixed;
 } commands[] = {
-    {"HELO", cmd_helo}, {"EHLO", cmd_ehlo},         {"MAIL", cmd_mail}, {"RCPT", cmd_rcpt},
-    {"DATA", cmd_data}, {"RSET", cmd_rset},         {"NOOP", cmd_noop}, {"HELP", cmd_help},
-    {"VRFY", cmd_vrfy}, {"EXPN", cmd_expn},         {"QUIT", cmd_quit}, {"TURN", cmd_turn},
-    {"AUTH", cmd_auth}, {"STARTTLS", cmd_starttls}, {"ETRN", cmd_etrn}, {"ATRN", cmd_atrn},
+    {"HELO", cmd_helo, NULL},
+    {"EHLO", cmd_ehlo, NULL},
+    {"MAIL", cmd_mail, NULL},
+    {"RCPT", cmd_rcpt, NULL},
+    {"DATA", cmd_data, NULL},
+    {"RSET", cmd_rset, NULL},
+    {"VRFY", cmd_vrfy, NULL},
+    {"QUIT", cmd_quit, NULL},
+    {"AUTH", cmd_auth, NULL},
+    {"STARTTLS", cmd_starttls, NULL},
+    {"ETRN", cmd_etrn, NULL},
+    {"ATRN", cmd_atrn, NULL},
+    {"NOOP", NULL, "250 2.0.0 Ok"},
+    {"HELP", NULL,
+     "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY ETRN STARTTLS AUTH "
+     "ATRN"},
+    {"EXPN", NULL, "502 5.5.1 EXPN not supported"},
+    {"TURN", NULL, "502 5.5.1 TURN not supported"},
 };
 
 /* One command line, CRLF and trailing blanks removed. */
@@ -509,10 +435,13 @@ command(struct smtp_in *m, const char *line)
     size_t n = strcspn(line, " ");
     const char *arg = line[n] == ' ' ? line + n + 1 : line + n;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (n == strlen(commands[i].verb) && smtp_in_line_verb(line, n, commands[i].verb)) {
+        if (n != strlen(commands[i].verb) || !smtp_in_line_verb(line, n, commands[i].verb))
+            continue;
+        if (commands[i].fn != NULL)
             commands[i].fn(m, arg);
-            return;
-        }
+        else
+            reply(m, commands[i].fixed);
+        return;
     }
     error_reply(m, "500 5.5.1 Command unrecognized");
 }

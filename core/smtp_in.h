@@ -25,7 +25,9 @@
  *               close when it fails. Until then the machine drops input.
  *   AUTH_CHECK  check user/password (PLAIN or LOGIN, decoded); answer 235
  *               or 535 (5xx answers count towards the 3-failure limit).
- *   CHECK_MAIL  act.mail: sender and MAIL parameters; answer 250 or refuse.
+ *   CHECK_MAIL  act.mail: sender and MAIL parameters (SIZE= already checked
+ *               against max_message_size; the free-space 452 4.3.1 is the
+ *               glue's); answer 250 or refuse.
  *   CHECK_RCPT  act.rcpt: recipient and DSN parameters (relay check,
  *               routing); answer 250 or refuse (non-2xx answers count
  *               towards the 20-refusal limit).
@@ -47,6 +49,11 @@
  * machine waits: smtp_in_next returns nothing until smtp_in_result answers
  * (pipelined input stays buffered, so replies keep their order, RFC 2920).
  * The answer may come from another callback much later.
+ *
+ * Limits the machine enforces itself (SPEC §5, §9): line lengths, bare CR/LF
+ * and NUL, 10 unknown or malformed commands, 3 failed AUTH, 20 refused
+ * recipients (421 4.7.0 and CLOSE), max_recipients (452 4.5.3), and in DATA
+ * the 1000-octet lines, max_message_size and 100 Received: headers.
  *
  * Ownership: the machine owns its buffers and envelope. Pointers in an
  * action, and those the accessors return, stay valid until the next call of
@@ -139,11 +146,14 @@ struct smtp_in_action {
 struct smtp_in *smtp_in_new(const struct smtp_in_params *p);
 void smtp_in_free(struct smtp_in *m);
 
-/* Queue the "220 HOST ESMTP bridgehead" banner. Call once. */
+/* Queue the "220 HOST ESMTP bridgehead" banner. Call once. Input that
+ * arrives before it waits, or, with greet_delay, gets "554 5.5.1" and CLOSE
+ * (also when it was fed but not yet acted on when the delay ends). */
 void smtp_in_greet(struct smtp_in *m);
-/* Take bytes from the client; returns how many were taken (fewer than len
- * while a check is pending and the bounded buffer is full, 0 once the
- * session has turned around after ATRN). */
+/* Take bytes from the client; returns how many were taken: fewer than len
+ * when the bounded buffer (16 KiB) is full, which happens while a check is
+ * pending; 0 once the session has turned around after ATRN; all of them
+ * (dropped) after CLOSE or while a STARTTLS handshake is under way. */
 size_t smtp_in_feed(struct smtp_in *m, const char *buf, size_t len);
 /* The next action: true and *act, or false (act->type NONE) when the machine
  * needs more input or waits for smtp_in_result. */

@@ -445,3 +445,33 @@ smtp_in_args_rcpt(const char *s, bool esmtp, const char *hostname, struct smtp_i
         return E_ADDR;
     return params(p, esmtp, false, false, out);
 }
+
+bool
+smtp_in_args_helo(const char *arg, char *out)
+{
+    while (*arg == ' ')
+        arg++;
+    size_t n = strcspn(arg, " ");
+    if (n == 0 || n > MAX_DOMAIN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)arg[i] <= 32 || (unsigned char)arg[i] >= 127)
+            return false;
+    memcpy(out, arg, n);
+    out[n] = '\0';
+    return true;
+}
+
+bool
+smtp_in_args_domains(const char *s)
+{
+    while (*s != '\0') {
+        size_t n = strcspn(s, ",");
+        if (!smtp_in_args_domain(s, n))
+            return false;
+        s += n;
+        if (*s == ',' && *++s == '\0')
+            return false;
+    }
+    return true;
+}

@@ -3,7 +3,7 @@
  * paths per RFC 5321 (Mailbox with quoted local parts, address literals,
  * source routes stripped, the 64/255/256 length limits, <Postmaster>), their
  * ESMTP parameters (SIZE, BODY, RET, ENVID, AUTH; NOTIFY, ORCPT), and the
- * domain syntax of ETRN, ATRN and HELO.
+ * arguments of HELO/EHLO, ETRN and ATRN.
  *
  * Part of the protocol machine: libc only, pure functions on caller-owned
  * memory, any thread. Errors come back as the reply line to send (no CRLF).
@@ -42,5 +42,11 @@ const char *smtp_in_args_rcpt(const char *s, bool esmtp, const char *hostname,
                               struct smtp_in_args *out);
 /* Is s[0..n) a domain (RFC 5321 Domain, one trailing dot allowed)? */
 bool smtp_in_args_domain(const char *s, size_t n);
+/* ATRN's argument: "" or a comma-separated list of domains. */
+bool smtp_in_args_domains(const char *s);
+/* HELO/EHLO: the first word of arg, printable ASCII, 1..255 octets, copied
+ * to out (at least 256 octets). Clients' names are often not domains, so
+ * nothing more is asked of it. */
+bool smtp_in_args_helo(const char *arg, char *out);
 
 #endif
