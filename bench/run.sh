@@ -1,0 +1,13 @@
+#!/bin/sh
+# make bench: every benchmark, one after the other (never at once: the
+# machine has two cores and the figures would disturb each other).
+set -u
+cd "$(dirname "$0")/.."
+echo "== bench/route"
+./build/bench/route
+echo "== bench/accept"
+sh bench/accept.sh "${BENCH_MESSAGES:-20000}"
+if [ -f bench/relay.sh ]; then
+    echo "== bench/relay (bridgehead and Postfix, side by side)"
+    sh bench/relay.sh
+fi
