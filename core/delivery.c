@@ -192,10 +192,10 @@ finish(struct delivery *d)
 void
 delivery_abort(struct delivery *d)
 {
-    snprintf(d->reason, sizeof d->reason, "delivery abandoned at shutdown");
-    if (d->job) {
-        give_back_all(d, d->reason, true, 0);
-    }
+    /* Abandoned: the entries stay "delivering" in the queue, which the next
+     * start turns back into "queued" (SPEC §9: they stay queued). */
+    delivery_job_free(d->job);
+    d->job = NULL;
     finish(d);
 }
 
