@@ -262,6 +262,24 @@ pop_job(struct sched_conn *sc, const char *domain)
     return job;
 }
 
+/* The next job of sc that may go out now; jobs whose window has closed
+ * meanwhile go back to the queue as scheduled (SPEC §4: at a window's
+ * close, sessions finish the message in hand and start no new one). */
+static struct delivery_job *
+pop_open_job(struct sched *s, struct sched_conn *sc, const char *domain)
+{
+    struct delivery_job *job;
+    int64_t now = (int64_t)time(NULL);
+    while ((job = pop_job(sc, domain)) != NULL) {
+        uint64_t size = job->entries[0].size;
+        if (sc->k->schedule == NULL || schedule_is_open(sc->k->schedule, now, size))
+            return job;
+        int64_t next = schedule_next_open(sc->k->schedule, now, size);
+        sched_settle_scheduled(s->settle, job, next == SCHEDULE_NEVER ? QUEUE_NEVER : next);
+    }
+    return NULL;
+}
+
 static struct delivery_job *
 on_next_job(void *arg, struct delivery *d)
 {
@@ -277,7 +295,7 @@ on_next_job(void *arg, struct delivery *d)
     struct sched_conn *sc = find_conn(s, key);
     if (sc == NULL)
         return NULL;
-    struct delivery_job *job = pop_job(sc, slash[1] ? slash + 1 : NULL);
+    struct delivery_job *job = pop_open_job(s, sc, slash[1] ? slash + 1 : NULL);
     if (sc->nbacklog < BACKLOG_LOW)
         lease(s);
     return job;
@@ -425,7 +443,9 @@ static void
 dispatch(struct sched *s, struct sched_conn *sc)
 {
     while (!s->stopping && sc->head && sc->active < capacity(sc)) {
-        struct delivery_job *job = pop_job(sc, NULL);
+        struct delivery_job *job = pop_open_job(s, sc, NULL);
+        if (job == NULL)
+            break;
         sc->active++;
         if (sc->k->route == CONNECTOR_ROUTE_SMARTHOST) {
             start_smarthost(s, sc, job);
@@ -436,8 +456,6 @@ dispatch(struct sched *s, struct sched_conn *sc)
         s->ndeliveries++;
         dns_mx(s->env.dns, job->domain, on_mx, w);
     }
-    if (sc->nbacklog < BACKLOG_LOW && sc->head == NULL)
-        return;
 }
 
 /* ---- life -------------------------------------------------------------------- */
