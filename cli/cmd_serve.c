@@ -13,6 +13,7 @@
 #include "cli/cmd.h"
 #include "connectors/config.h"
 #include "connectors/util.h"
+#include "core/control.h"
 #include "core/dns.h"
 #include "core/log.h"
 #include "core/sched.h"
@@ -37,6 +38,7 @@ struct serve {
     struct store *store;
     struct dns *dns;
     struct sched *sched;
+    struct control *control; /* the control socket (SPEC §6) */
     unsigned stopping_parts; /* server and scheduler still stopping */
     uv_signal_t sigterm, sigint, sighup;
     int lock_fd;
@@ -75,6 +77,8 @@ on_stopped(void *arg)
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sighup, NULL);
+    control_close(sv->control);
+    sv->control = NULL;
     server_free(sv->server);
     sv->server = NULL;
     store_close(sv->store);
@@ -105,29 +109,68 @@ on_stop_signal(uv_signal_t *h, int signum)
     stop_all(sv, SHUTDOWN_GRACE_MS);
 }
 
-/* SIGHUP: build a new config; on success new sessions use it. */
+/* Log one positioned error of a reload and add it to errors, as `check`
+ * prints it. */
 static void
-on_hup(uv_signal_t *h, int signum)
+reload_diag(struct serve *sv, const struct config_diag *g, struct util_buf *errors)
 {
-    struct serve *sv = h->data;
-    (void)signum;
+    log_error(sv->log, "event=reload_error file=%s line=%d col=%d msg=\"%s\"", g->file, g->line,
+              g->col, g->msg);
+    if (g->line > 0)
+        util_buf_printf(errors, "%s:%d:%d: %s\n", g->file, g->line, g->col, g->msg);
+    else
+        util_buf_printf(errors, "%s: %s\n", g->file, g->msg);
+}
+
+/* Build a new config and swap it in (SIGHUP, `bridgehead reload`): new
+ * sessions and the scheduler use it. 0 when swapped; else BH_EINVAL with
+ * one positioned error per line in errors, and the old config stays. */
+static int
+reload_config(struct serve *sv, struct util_buf *errors)
+{
     struct config_diags d = {0};
     struct config *c = config_load(sv->config_path, &d);
     for (size_t i = 0; i < d.n; i++)
-        log_error(sv->log, "event=reload_error file=%s line=%d col=%d msg=\"%s\"", d.v[i].file,
-                  d.v[i].line, d.v[i].col, d.v[i].msg);
+        reload_diag(sv, &d.v[i], errors);
     config_diags_fini(&d);
     char err[256];
     struct server_conf *sc = c ? server_conf_new(c, err, sizeof err) : NULL;
     if (sc == NULL) {
-        if (c)
+        if (c) {
             log_error(sv->log, "event=reload_error msg=\"%s\"", err);
+            util_buf_printf(errors, "%s: %s\n", sv->config_path, err);
+        }
         log_warn(sv->log, "event=reload status=rejected msg=\"the old config stays in force\"");
-        return;
+        return BH_EINVAL;
     }
     server_set_conf(sv->server, sc);
     sched_set_conf(sv->sched, sc);
     log_info(sv->log, "event=reload status=ok config=%s", sv->config_path);
+    return 0;
+}
+
+static void
+on_hup(uv_signal_t *h, int signum)
+{
+    struct util_buf errors = {0};
+    (void)signum;
+    reload_config(h->data, &errors);
+    util_buf_fini(&errors);
+}
+
+static int
+on_control_reload(void *arg, struct util_buf *errors)
+{
+    return reload_config(arg, errors);
+}
+
+/* After `queue flush`: the scheduler looks at the queue now. */
+static void
+on_control_wake(void *arg)
+{
+    struct serve *sv = arg;
+    if (!sv->stopping && sv->sched != NULL)
+        sched_kick(sv->sched);
 }
 
 static int
@@ -154,6 +197,21 @@ static void
 on_queued(void *arg)
 {
     sched_kick(arg);
+}
+
+/* The control socket "<storage.path>.sock" for `queue` and `reload`. */
+static int
+start_control(struct serve *sv, const struct config *c)
+{
+    struct control_ops ops = {.arg = sv, .reload = on_control_reload, .wake = on_control_wake};
+    char err[512];
+    char *path = control_socket_path(c->storage_path);
+    sv->control = control_new(&sv->loop, sv->store, sv->log, &ops);
+    int rc = control_listen(sv->control, path, err, sizeof err);
+    free(path);
+    if (rc != 0)
+        fprintf(stderr, "bridgehead: %s\n", err);
+    return rc;
 }
 
 static int
@@ -187,7 +245,7 @@ start(struct serve *sv, struct config *c)
     sv->sched = sched_new(&sv->loop, sc, sv->store, sv->dns, sv->log, server_env(sv->server)->shared);
     server_env(sv->server)->queued = on_queued;
     server_env(sv->server)->queued_arg = sv->sched;
-    return 0;
+    return start_control(sv, cfg) == 0 ? 0 : -2;
 }
 
 static void

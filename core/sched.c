@@ -502,6 +502,8 @@ sched_set_conf(struct sched *s, struct server_conf *conf)
             sched_settle_defer_all(s->settle, job, (int64_t)time(NULL), NULL);
     }
     /* Deliveries in flight keep their conf reference and finish on it. */
+    struct server_conf *old_conf = s->conf;
+    s->conf = server_conf_ref(conf);
     struct sched_conn *old = s->conns;
     size_t nold = s->nconns;
     build_conns(s);
@@ -512,8 +514,7 @@ sched_set_conf(struct sched *s, struct server_conf *conf)
         free(old[i].items);
     }
     free(old);
-    server_conf_unref(s->conf);
-    s->conf = server_conf_ref(conf);
+    server_conf_unref(old_conf);
     sched_settle_set_conf(s->settle, conf);
     lease(s);
 }
