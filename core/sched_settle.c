@@ -135,6 +135,9 @@ static int
 update_run(struct queue *q, void *arg)
 {
     struct update *u = arg;
+    /* A lost settlement only repeats work (a delivery, a deferral): not
+     * worth an fsync per job. Acceptance commits stay FULL. */
+    queue_set_durable(q, false);
     int rc = queue_txn_begin(q);
     for (size_t i = 0; rc == 0 && i < u->nops; i++) {
         int r = apply(q, &u->ops[i]);
@@ -147,11 +150,12 @@ update_run(struct queue *q, void *arg)
             msgs[i] = u->dsn[i].msg;
         rc = queue_commit(q, msgs, u->ndsn);
     }
-    if (rc < 0) {
+    if (rc < 0)
         queue_txn_rollback(q);
-        return rc;
-    }
-    return queue_txn_commit(q);
+    else
+        rc = queue_txn_commit(q);
+    queue_set_durable(q, true);
+    return rc;
 }
 
 static void

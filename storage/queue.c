@@ -180,6 +180,13 @@ queue_txn_begin(struct queue *q)
     return qdb_txn_begin(&q->d);
 }
 
+void
+queue_set_durable(struct queue *q, bool durable)
+{
+    if (!q->d.readonly)
+        qdb_exec(&q->d, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+}
+
 int
 queue_txn_commit(struct queue *q)
 {

@@ -162,6 +162,11 @@ int queue_free_space(struct queue *q, uint64_t *bytes);
  * returns that error and nothing of the group is stored.
  */
 int queue_txn_begin(struct queue *q);
+/* Trade durability for speed on later writes (durable=false: commits are
+ * not fsynced, synchronous=NORMAL; a power loss may forget them) or go back
+ * to fsyncing every commit. For updates whose loss only repeats work, such
+ * as settling deliveries (at-least-once, SPEC §5). */
+void queue_set_durable(struct queue *q, bool durable);
 int queue_txn_commit(struct queue *q);
 void queue_txn_rollback(struct queue *q);
 
