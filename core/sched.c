@@ -147,13 +147,15 @@ take_job(struct lease *l, bool *used, size_t first, const struct sched_conn *sc)
     const struct queue_entry *e0 = &l->out[first];
     const char *dom = strrchr(e0->rcpt, '@');
     bool dns = sc && sc->k->route == CONNECTOR_ROUTE_DNS;
+    char id[QUEUE_ID_LEN + 1];
+    memcpy(id, e0->id, sizeof id); /* e0 is emptied below, when it is taken */
     job->connector = xstrdup(e0->connector);
     job->domain = dns && dom ? xstrdup(dom + 1) : NULL;
     job->entries = xcalloc(LEASE_MAX, sizeof *job->entries);
     for (size_t i = first; i < (size_t)l->n; i++) {
         const struct queue_entry *e = &l->out[i];
         const char *d = strrchr(e->rcpt, '@');
-        if (used[i] || strcmp(e->id, e0->id) != 0 || strcmp(e->connector, e0->connector) != 0)
+        if (used[i] || strcmp(e->id, id) != 0 || strcmp(e->connector, job->connector) != 0)
             continue;
         if (job->domain && (d == NULL || util_strcasecmp(d + 1, job->domain) != 0))
             continue;

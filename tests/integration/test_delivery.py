@@ -1,0 +1,387 @@
+#!/usr/bin/python3
+"""The delivery engine (SPEC §4) against real peers: aiosmtpd sinks that
+record what they get, a throwaway CA made with openssl, dnsmasq for MX."""
+import os
+import shutil
+import signal
+import smtplib
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bhtest import Relay, free_port, wait_port  # noqa: E402
+from sinklib import start_sink, wait_for  # noqa: E402
+
+MSG = b"Subject: hello\r\n\r\nbody line\r\n"
+
+
+def send(relay, rcpts, sender="a@example.org", n=1, body=MSG):
+    s = smtplib.SMTP("127.0.0.1", relay.port, timeout=20)
+    s.ehlo("client.example")
+    for _ in range(n):
+        s.sendmail(sender, rcpts, body)
+    s.quit()
+
+
+def states(relay):
+    con = sqlite3.connect(f"file:{relay.db}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT e.rcpt, e.state, e.next_attempt, e.last_reply FROM entries e "
+                           "ORDER BY e.eid").fetchall()
+    finally:
+        con.close()
+
+
+def make_ca(folder):
+    """A CA, a good server certificate for mx.partner.test, an expired one,
+    and one from another CA — all with openssl at test time."""
+    def run(*args):
+        subprocess.run(args, check=True, capture_output=True, cwd=folder)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=Test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=Other CA", "-keyout", "other.key", "-out", "other.pem")
+    for name, ca, days in (("good", "ca", "2"), ("wrong", "other", "2"), ("expired", "ca", "-1")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.partner.test",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        with open(os.path.join(folder, "san.ext"), "w") as f:
+            f.write("subjectAltName=DNS:mx.partner.test\n")
+        args = ["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey",
+                f"{ca}.key", "-CAcreateserial", "-out", f"{name}.pem", "-extfile", "san.ext"]
+        # openssl x509 cannot back-date; -days 0 ends validity at once.
+        args += ["-days", "0" if days == "-1" else days]
+        run(*args)
+    return folder
+
+
+class Delivery(unittest.TestCase):
+    def setUp(self):
+        self.relays = []
+
+    def tearDown(self):
+        for r in self.relays:
+            r.cleanup()
+
+    def relay(self, connectors, extra=""):
+        cfg = ("server:\n  hostname: relay.example.org\n"
+               '  listen: [ { address: "127.0.0.1:@PORT@" } ]\n'
+               "storage:\n  path: queue.db\n"
+               "queue: { retry_initial: 1s, retry_max: 2s, delay_warning: 0s }\n"
+               + extra + "connectors:\n" + connectors)
+        r = Relay(cfg)
+        self.relays.append(r)
+        return r
+
+    def test_routes_to_the_right_connector(self):
+        a, b = start_sink(name="a"), start_sink(name="b")
+        r = self.relay(f"""\
+  - name: partner
+    address_spaces: ["*.partner.test"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    tls: {{ mode: none }}
+  - name: rest
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{b.port}"]
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["x@partner.test", "y@sub.partner.test", "z@else.test"])
+        wait_for(lambda: len(a.messages()) >= 1 and len(b.messages()) >= 1)
+        self.assertEqual(sorted(a.messages()[0]["rcpt_tos"]), ["x@partner.test", "y@sub.partner.test"])
+        self.assertEqual(b.messages()[0]["rcpt_tos"], ["z@else.test"])
+        wait_for(lambda: states(r) == [])
+        self.assertIn("status=sent", r.log())
+
+    def weighted(self, balance, n=200):
+        a, b = start_sink(name="a"), start_sink(name="b")
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads:
+      - {{ host: 127.0.0.1, port: {a.port}, weight: 3 }}
+      - {{ host: 127.0.0.1, port: {b.port}, weight: 1 }}
+    balance: {balance}
+    max_messages_per_connection: 1
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["w@else.test"], n=n)
+        wait_for(lambda: len(a.messages()) + len(b.messages()) >= n, timeout=60)
+        time.sleep(0.5)
+        return len(a.messages()), len(b.messages())
+
+    def test_round_robin_exact(self):
+        self.assertEqual(self.weighted("round_robin"), (150, 50))
+
+    def test_random_weighted(self):
+        na, nb = self.weighted("random")
+        self.assertEqual(na + nb, 200)
+        self.assertLessEqual(abs(na - 150), 20, (na, nb))
+
+    def test_failover_and_down_bridgehead(self):
+        a, b = start_sink(name="a"), start_sink(name="b")
+        dead = free_port()
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{dead}", "127.0.0.1:{a.port}", "127.0.0.1:{b.port}"]
+    balance: failover
+    health: {{ retry_initial: 1s, retry_max: 2s }}
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["f@else.test"], n=5)
+        wait_for(lambda: len(a.messages()) == 5)
+        self.assertEqual(len(b.messages()), 0)
+        a.stop()
+        send(r, ["g@else.test"], n=5)
+        wait_for(lambda: len(b.messages()) == 5, timeout=30)
+        wait_for(lambda: states(r) == [])
+
+    def test_4xx_deferred_then_delivered(self):
+        flag = os.path.join(tempfile.mkdtemp(prefix="bh-fail-"), "fail")
+        open(flag, "w").close()
+        a = start_sink(name="a", fail_file=flag)
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["d@else.test"])
+        wait_for(lambda: "status=deferred" in r.log())
+        st = states(r)
+        self.assertEqual(len(st), 1)
+        self.assertIn("451", st[0][3] or "")
+        os.unlink(flag)
+        wait_for(lambda: len(a.messages()) == 1, timeout=30)
+        wait_for(lambda: states(r) == [])
+
+    def test_5xx_bounces_with_dsn_to_sender_route(self):
+        bad = start_sink(name="bad", rcpt_reply="550 5.1.1 no such user")
+        home = start_sink(name="home")
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{bad.port}"]
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["nobody@else.test"], sender="a@example.org")
+        wait_for(lambda: len(home.messages()) == 1, timeout=30)
+        dsn = home.messages()[0]
+        self.assertIn(dsn["mail_from"], ("", "<>"))
+        self.assertEqual(dsn["rcpt_tos"], ["a@example.org"])
+        self.assertIn("Undelivered", dsn["subject"])
+        self.assertIn("status=bounced", r.log())
+        # A bounce of a bounce never happens: mail from <> gets no DSN.
+        send(r, ["nobody2@else.test"], sender="")
+        time.sleep(2)
+        self.assertEqual(len(home.messages()), 1)
+
+    def test_closed_window_then_open(self):
+        a = start_sink(name="a", log_connections=True)
+        now = time.gmtime(time.time() + 60)
+        start = f"{now.tm_hour:02d}:{now.tm_min:02d}"
+        end_t = time.gmtime(time.time() + 180)
+        end = f"{end_t.tm_hour:02d}:{end_t.tm_min:02d}"
+        if start > end:  # too close to midnight for a simple window
+            self.skipTest("window would wrap midnight")
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    tls: {{ mode: none }}
+    schedule:
+      timezone: UTC
+      windows: [ {{ days: "sun,mon,tue,wed,thu,fri,sat", from: "{start}", to: "{end}" }} ]
+""").start()
+        send(r, ["s@else.test"])
+        time.sleep(1.5)
+        st = states(r)
+        self.assertEqual(st[0][1], 2)  # scheduled
+        self.assertEqual(len(a.messages()), 0)
+        self.assertEqual(len(a.events("connect")), 0)
+        wait_for(lambda: len(a.messages()) == 1, timeout=90)
+
+    def test_triggered_holds(self):
+        a = start_sink(name="a", log_connections=True)
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    triggered: true
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["t@else.test"])
+        time.sleep(1.5)
+        self.assertEqual(states(r)[0][1], 3)  # triggered
+        self.assertEqual(len(a.events("connect")), 0)
+
+    def test_restart_mid_delivery_loses_nothing(self):
+        a = start_sink(name="a", delay_data=0.2)
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["k@else.test"], n=30)
+        time.sleep(0.5)
+        r.kill9()
+        r.start()
+        wait_for(lambda: states(r) == [], timeout=60)
+        got = sum(len(x["rcpt_tos"]) for x in a.messages())
+        self.assertGreaterEqual(got, 30)
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ca = make_ca(tempfile.mkdtemp(prefix="bh-ca-"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.ca, ignore_errors=True)
+
+    def run_case(self, mode, sink_opts, expect, names="mx.partner.test"):
+        """expect: "tls" (delivered inside TLS), "clear" (delivered in clear)
+        or "none" (not delivered, and no MAIL FROM ever sent in clear)."""
+        sink = start_sink(name="tls", **sink_opts)
+        r = Relay(f"""\
+server:
+  hostname: relay.example.org
+  listen: [ {{ address: "127.0.0.1:@PORT@" }} ]
+storage: {{ path: queue.db }}
+queue: {{ retry_initial: 1s, retry_max: 2s }}
+connectors:
+  - name: partner
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{sink.port}"]
+    tls: {{ mode: {mode}, ca_file: {self.ca}/ca.pem, names: [{names}] }}
+    health: {{ retry_initial: 1s, retry_max: 2s }}
+""")
+        try:
+            r.start()
+            send(r, ["p@partner.test"])
+            if expect == "none":
+                wait_for(lambda: "status=deferred" in r.log(), timeout=30)
+                time.sleep(1.5)
+                self.assertEqual(sink.messages(), [])
+                self.assertEqual(sink.mail_in_clear(), [])
+                self.assertEqual(len(states(r)), 1)
+            else:
+                wait_for(lambda: len(sink.messages()) == 1, timeout=30)
+                self.assertEqual(sink.messages()[0]["tls"], expect == "tls")
+            return r.log()
+        finally:
+            r.cleanup()
+            sink.stop()
+
+    def good(self, **extra):
+        return dict(tls_cert=f"{self.ca}/good.pem", tls_key=f"{self.ca}/good.key", **extra)
+
+    def test_verify_ok(self):
+        log = self.run_case("verify", self.good(), "tls")
+        self.assertIn('verify="ok"', log)
+        self.assertIn("tls=TLSv1.3", log)
+
+    def test_verify_wrong_ca(self):
+        self.run_case("verify", {"tls_cert": f"{self.ca}/wrong.pem", "tls_key": f"{self.ca}/wrong.key"}, "none")
+
+    def test_verify_wrong_name(self):
+        self.run_case("verify", self.good(), "none", names="other.partner.test")
+
+    def test_verify_wildcard_name(self):
+        self.run_case("verify", self.good(), "tls", names='"*.partner.test"')
+
+    def test_verify_expired(self):
+        self.run_case("verify", {"tls_cert": f"{self.ca}/expired.pem", "tls_key": f"{self.ca}/expired.key"}, "none")
+
+    def test_required_no_starttls(self):
+        log = self.run_case("required", {"no_starttls": True}, "none")
+        self.assertIn("TLS required but not offered", log)
+
+    def test_required_454(self):
+        self.run_case("required", self.good(starttls_reply="454 4.7.0 TLS not available"), "none")
+
+    def test_required_wrong_ca_still_delivers(self):
+        self.run_case("required", {"tls_cert": f"{self.ca}/wrong.pem", "tls_key": f"{self.ca}/wrong.key"}, "tls")
+
+    def test_opportunistic_454_goes_clear(self):
+        self.run_case("opportunistic", self.good(starttls_reply="454 4.7.0 TLS not available"), "clear")
+
+
+class Mx(unittest.TestCase):
+    """route: dns through dnsmasq on a loopback port: two MX hosts of
+    different preference on 127.0.0.11 and 127.0.0.12, the same port."""
+
+    def setUp(self):
+        self.dport = free_port()
+        self.port = free_port()
+        self.dns = subprocess.Popen(
+            ["dnsmasq", "-k", "-p", str(self.dport), "--listen-address=127.0.0.1",
+             "--bind-interfaces", "-C", "/dev/null", "--no-resolv", "--no-hosts",
+             "--user=root", "--pid-file=", "--local=/test/",
+             "--mx-host=mx.test,mx1.mx.test,10", "--mx-host=mx.test,mx2.mx.test,20",
+             "--host-record=mx1.mx.test,127.0.0.11", "--host-record=mx2.mx.test,127.0.0.12",
+             "--host-record=nomx.test,127.0.0.11"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        self.r = None
+
+    def tearDown(self):
+        if self.r:
+            self.r.cleanup()
+        self.dns.kill()
+        self.dns.wait()
+
+    def relay(self):
+        self.r = Relay(f"""\
+server:
+  hostname: relay.example.org
+  listen: [ {{ address: "127.0.0.1:@PORT@" }} ]
+storage: {{ path: queue.db }}
+queue: {{ retry_initial: 1s, retry_max: 2s }}
+dns: {{ servers: ["127.0.0.1:{self.dport}"] }}
+connectors:
+  - name: internet
+    address_spaces: ["*"]
+    route: dns
+    port: {self.port}
+    tls: {{ mode: none }}
+    health: {{ retry_initial: 1s, retry_max: 2s }}
+""").start()
+        return self.r
+
+    def test_mx_preference_and_failover(self):
+        mx1 = start_sink(name="mx1", host="127.0.0.11", port=self.port)
+        mx2 = start_sink(name="mx2", host="127.0.0.12", port=self.port)
+        r = self.relay()
+        send(r, ["a@mx.test"], n=3)
+        wait_for(lambda: len(mx1.messages()) == 3, timeout=30)
+        self.assertEqual(len(mx2.messages()), 0)
+        mx1.stop()
+        send(r, ["b@mx.test"], n=3)
+        wait_for(lambda: len(mx2.messages()) == 3, timeout=30)
+        wait_for(lambda: states(r) == [])
+
+    def test_no_mx_uses_address(self):
+        a = start_sink(name="a", host="127.0.0.11", port=self.port)
+        r = self.relay()
+        send(r, ["c@nomx.test"])
+        wait_for(lambda: len(a.messages()) == 1, timeout=30)
+
+    def test_nxdomain_bounces(self):
+        r = self.relay()
+        send(r, ["d@does-not-exist.test"], sender="")
+        wait_for(lambda: "status=bounced" in r.log(), timeout=30)
+        self.assertEqual(states(r), [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
