@@ -171,12 +171,82 @@ class Durability(unittest.TestCase):
         self.assertLess(time.time() - t0, 6)
         self.assertTrue(r.closed())
 
+    def test_data_timeout(self):
+        self.relay.start()
+        r = Raw(self.relay.port)
+        r.reply()
+        r.cmd("EHLO slow")
+        r.cmd("MAIL FROM:<a@example.org>")
+        r.cmd("RCPT TO:<slow@example.net>")
+        self.assertTrue(r.cmd("DATA").startswith("354"))
+        t0 = time.time()
+        for _ in range(14):  # a line every 0.5 s: the whole DATA phase has 4 s
+            try:
+                r.send("more body\r\n")
+            except OSError:
+                break  # the server has closed
+            time.sleep(0.5)
+        rep = r.reply()
+        self.assertTrue(rep.startswith("421 4.4.2"), rep)
+        self.assertLess(time.time() - t0, 7)
+
     def test_foreign_file_refused(self):
         with open(self.relay.db, "w") as f:
             f.write("this is not a queue\n" * 100)
         self.relay.start(wait=False)
         self.assertEqual(self.relay.proc.wait(timeout=20), 1)
         self.assertIn("queue.db", self.relay.log())
+
+
+class Listeners(unittest.TestCase):
+    def test_implicit_tls_and_greet_delay(self):
+        import ssl
+        from bhtest import make_cert
+        relay = Relay("""\
+server:
+  hostname: relay.example.org
+  listen:
+    - { address: "127.0.0.1:@PORT@", tls: implicit }
+  tls: { certificate: server.pem, key: server.key }
+  greet_delay: 1s
+storage: { path: queue.db }
+connectors:
+  - name: hold
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:9"]
+    triggered: true
+""")
+        try:
+            make_cert(relay.dir, "relay.example.org")
+            relay.start()
+            ctx = ssl.create_default_context(cafile=os.path.join(relay.dir, "server.pem"))
+            ctx.check_hostname = False
+            t0 = time.time()
+            s = smtplib.SMTP_SSL("127.0.0.1", relay.port, timeout=10, context=ctx)
+            self.assertGreaterEqual(time.time() - t0, 0.9)  # the 220 waited
+            s.ehlo("tls.example")
+            self.assertFalse(s.has_extn("starttls"))
+            s.sendmail("a@example.org", ["imp@example.net"], MSG)
+            s.quit()
+            self.assertIn("imp@example.net", [x[2] for x in relay.queue_rows()])
+            self.assertIn(b"ESMTPS", relay.body(relay.queue_rows()[0][0])[:300])
+            # Talking before the greeting: 554 and close.
+            raw = socket.create_connection(("127.0.0.1", relay.port))
+            t = ssl.create_default_context()
+            t.check_hostname = False
+            t.verify_mode = ssl.CERT_NONE
+            w = t.wrap_socket(raw, server_hostname="x")
+            w.sendall(b"EHLO early\r\n")
+            data = b""
+            while not data.endswith(b"\r\n"):
+                chunk = w.recv(1000)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertTrue(data.startswith(b"554 5.5.1"), data)
+            w.close()
+        finally:
+            relay.cleanup()
 
 
 class Limits(unittest.TestCase):
