@@ -183,6 +183,82 @@ class Delivery(unittest.TestCase):
         time.sleep(2)
         self.assertEqual(len(home.messages()), 1)
 
+    def test_bad_greeting_marks_down_and_fails_over(self):
+        bad = start_sink(name="bad", greeting_reply="554 5.3.2 go away")
+        good = start_sink(name="good")
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{bad.port}", "127.0.0.1:{good.port}"]
+    balance: failover
+    health: {{ retry_initial: 30s, retry_max: 60s }}
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["g1@else.test"])
+        wait_for(lambda: len(good.messages()) == 1)
+        send(r, ["g2@else.test"])
+        wait_for(lambda: len(good.messages()) == 2)
+        self.assertEqual(bad.messages(), [])
+        # Down: the second message did not even try the bad one.
+        self.assertEqual(r.log().count(f"127.0.0.1:{bad.port}"), 0)
+
+    def test_expired_and_delay_warning(self):
+        home = start_sink(name="home")
+        slow = start_sink(name="slow", data_reply="451 4.3.0 try later")
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{slow.port}"]
+    tls: {{ mode: none }}
+""", extra="").start()
+        r.stop()
+        with open(r.config_path) as f:
+            cfg = f.read().replace("delay_warning: 0s", "delay_warning: 1s, lifetime: 4s")
+        with open(r.config_path, "w") as f:
+            f.write(cfg)
+        r.start()
+        send(r, ["late@else.test"], sender="a@example.org")
+        wait_for(lambda: len(home.messages()) == 2, timeout=30)
+        subjects = sorted(m["subject"] for m in home.messages())
+        self.assertIn("Delayed Mail", subjects[0])
+        self.assertIn("Undelivered", subjects[1])
+        self.assertIn("status=expired", r.log())
+        self.assertEqual(states(r), [])
+
+    def test_outbound_auth_failure_defers(self):
+        ca = tempfile.mkdtemp(prefix="bh-auth-")
+        from bhtest import make_cert
+        cert, key = make_cert(ca, "localhost")
+        sink = start_sink(name="auth", tls_cert=cert, tls_key=key, auth="relay:right")
+        pw = os.path.join(ca, "pw")
+        with open(pw, "w") as f:
+            f.write("wrong\n")
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{sink.port}"]
+    tls: {{ mode: required }}
+    auth: {{ username: relay, password_file: {pw} }}
+    health: {{ retry_initial: 1s, retry_max: 2s }}
+""").start()
+        send(r, ["au@else.test"])
+        wait_for(lambda: "status=deferred" in r.log(), timeout=20)
+        time.sleep(1)
+        self.assertEqual(sink.messages(), [])
+        self.assertNotIn("status=bounced", r.log())
+        self.assertEqual(len(states(r)), 1)
+        with open(pw, "w") as f:
+            f.write("right\n")
+        r.stop()
+        r.start()
+        wait_for(lambda: len(sink.messages()) == 1, timeout=30)
+        self.assertTrue(sink.messages()[0]["tls"])
+        shutil.rmtree(ca, ignore_errors=True)
+
     def test_closed_window_then_open(self):
         a = start_sink(name="a", log_connections=True)
         now = time.gmtime(time.time() + 60)
