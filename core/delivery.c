@@ -263,11 +263,18 @@ static void
 dc_error(struct conn *c, int status)
 {
     struct dconn *dc = (struct dconn *)c;
-    (void)status;
-    if (dc->d && dc->d->m) {
-        smtp_out_eof(dc->d->m);
-        drive(dc->d);
+    struct delivery *d = dc->d;
+    if (d == NULL || d->m == NULL)
+        return;
+    if (c->handshaking) { /* the peer hung up in the handshake: a TLS failure */
+        c->handshaking = false;
+        snprintf(d->reason, sizeof d->reason, "TLS handshake with %s failed: %s",
+                 d->dests[d->di].host, uv_strerror(status));
+        smtp_out_tls_done(d->m, false);
+    } else {
+        smtp_out_eof(d->m);
     }
+    drive(d);
 }
 
 static void

@@ -388,6 +388,29 @@ connectors:
     def test_required_wrong_ca_still_delivers(self):
         self.run_case("required", {"tls_cert": f"{self.ca}/wrong.pem", "tls_key": f"{self.ca}/wrong.key"}, "tls")
 
+    def test_opportunistic_handshake_failure_goes_clear(self):
+        sink = start_sink(name="tls12", tls_max_version="1.2", **self.good())
+        r = Relay(f"""\
+server:
+  hostname: relay.example.org
+  listen: [ {{ address: "127.0.0.1:@PORT@" }} ]
+storage: {{ path: queue.db }}
+connectors:
+  - name: partner
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{sink.port}"]
+    tls: {{ mode: opportunistic, min_version: "1.3" }}
+""")
+        try:
+            r.start()
+            send(r, ["o@partner.test"], n=2)
+            wait_for(lambda: len(sink.messages()) == 2, timeout=30)
+            self.assertFalse(any(m["tls"] for m in sink.messages()))
+            self.assertNotIn("status=deferred", r.log())
+        finally:
+            r.cleanup()
+            sink.stop()
+
     def test_opportunistic_454_goes_clear(self):
         self.run_case("opportunistic", self.good(starttls_reply="454 4.7.0 TLS not available"), "clear")
 
