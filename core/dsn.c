@@ -72,10 +72,14 @@ human_part(struct util_buf *out, const struct dsn_report *r, const struct dsn_rc
     util_buf_printf(out, "--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
     util_buf_printf(out, "This is the mail system at host %s.\r\n\r\n", r->hostname);
     util_buf_printf(out, "Your message (queue ID %s) ", r->queue_id);
-    util_buf_puts(out, any_action(rcpts, n, DSN_FAILED)
-                           ? "could not be delivered to one or more recipients.\r\n"
-                           : "has not yet been delivered to every recipient;\r\n"
-                             "delivery will be retried.\r\n");
+    if (any_action(rcpts, n, DSN_FAILED))
+        util_buf_puts(out, "could not be delivered to one or more recipients.\r\n");
+    else if (any_action(rcpts, n, DSN_DELAYED))
+        util_buf_puts(out, "has not yet been delivered to every recipient;\r\n"
+                           "delivery will be retried.\r\n");
+    else
+        util_buf_puts(out, "was delivered, or relayed to a system that sends no\r\n"
+                           "delivery notifications.\r\n");
     util_buf_puts(out, "\r\n");
     for (size_t i = 0; i < n; i++) {
         util_buf_printf(out, "<%s>: %s (%s)", rcpts[i].recipient, action_names[rcpts[i].action],

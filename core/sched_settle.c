@@ -41,7 +41,7 @@ struct update {
     struct sched_settle *ss;
     struct op *ops;
     size_t nops;
-    struct dsn_out dsn[2];
+    struct dsn_out dsn[3];
     size_t ndsn;
     int64_t earliest;
     sched_settle_cb *cb;
@@ -145,7 +145,7 @@ update_run(struct queue *q, void *arg)
             rc = r;
     }
     if (rc == 0 && u->ndsn > 0) {
-        struct queue_msg msgs[2];
+        struct queue_msg msgs[3];
         for (size_t i = 0; i < u->ndsn; i++)
             msgs[i] = u->dsn[i].msg;
         rc = queue_commit(q, msgs, u->ndsn);
@@ -227,7 +227,7 @@ add_dsn(struct update *u, const struct delivery_job *job, const struct dsn_rcpt 
 {
     struct sched_settle *ss = u->ss;
     const struct queue_entry *e0 = &job->entries[0];
-    if (n == 0 || e0->sender[0] == '\0' || u->ndsn >= 2)
+    if (n == 0 || e0->sender[0] == '\0' || u->ndsn >= 3)
         return;
     struct dsn_out *o = &u->dsn[u->ndsn];
     char id[QUEUE_ID_LEN + 1];
@@ -310,8 +310,8 @@ log_attempt(struct sched_settle *ss, const struct queue_entry *e, const struct d
 }
 
 struct settle_lists {
-    struct dsn_rcpt *failed, *delayed;
-    size_t nfailed, ndelayed;
+    struct dsn_rcpt *failed, *delayed, *relayed;
+    size_t nfailed, ndelayed, nrelayed;
 };
 
 static void
@@ -325,6 +325,11 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     if (v->code >= 200 && v->code < 300) {
         add_op(u, OP_COMPLETE, e->entry);
         log_attempt(u->ss, e, info, "sent", reply);
+        if (v->relayed && (e->notify & QUEUE_NOTIFY_SUCCESS)) { /* RFC 3461 4.1 */
+            d.action = DSN_RELAYED;
+            d.status = "2.0.0";
+            l->relayed[l->nrelayed++] = d;
+        }
         return;
     }
     bool expired = now - e->received >= (int64_t)c->lifetime;
@@ -361,7 +366,7 @@ sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
     int64_t now = (int64_t)time(NULL);
     struct update *u = update_new(ss, job->n + 1, cb, arg);
     struct settle_lists l = {xcalloc(job->n, sizeof *l.failed), xcalloc(job->n, sizeof *l.delayed),
-                             0, 0};
+                             xcalloc(job->n, sizeof *l.relayed), 0, 0, 0};
     for (size_t i = 0; i < job->n; i++)
         settle_one(u, &job->entries[i], &v[i], info, now, &l);
     add_dsn(u, job, l.failed, l.nfailed, now);
@@ -370,8 +375,10 @@ sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
         struct op *o = add_op(u, OP_WARNED, 0);
         memcpy(o->id, job->entries[0].id, sizeof o->id);
     }
+    add_dsn(u, job, l.relayed, l.nrelayed, now);
     free(l.failed);
     free(l.delayed);
+    free(l.relayed);
     update_submit(u);
     delivery_job_free(job);
 }

@@ -259,6 +259,38 @@ class Delivery(unittest.TestCase):
         self.assertTrue(sink.messages()[0]["tls"])
         shutil.rmtree(ca, ignore_errors=True)
 
+    def test_dsn_parameters_passed_on_or_relayed_dsn(self):
+        home = start_sink(name="home")
+        plain = start_sink(name="plain")
+        dsn = start_sink(name="dsn", dsn=True)
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: withdsn
+    address_spaces: [dsn.test]
+    bridgeheads: ["127.0.0.1:{dsn.port}"]
+    tls: {{ mode: none }}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{plain.port}"]
+    tls: {{ mode: none }}
+""").start()
+        s = smtplib.SMTP("127.0.0.1", r.port, timeout=20)
+        s.ehlo("c.example")
+        s.sendmail("a@example.org", ["x@dsn.test"], MSG, mail_options=["RET=HDRS", "ENVID=E1"],
+                   rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;x@dsn.test"])
+        s.sendmail("a@example.org", ["y@plain.test"], MSG, rcpt_options=["NOTIFY=SUCCESS"])
+        s.quit()
+        m = dsn.wait_messages(1)[0]
+        self.assertIn("NOTIFY=SUCCESS,FAILURE", str(m["rcpt_options"]))
+        self.assertIn("ENVID=E1", str(m["mail_options"]))
+        plain.wait_messages(1)
+        wait_for(lambda: len(home.messages()) == 1, timeout=20)
+        self.assertIn("Successful", home.messages()[0]["subject"])
+        self.assertEqual(home.messages()[0]["rcpt_tos"], ["a@example.org"])
+
     def test_closed_window_then_open(self):
         a = start_sink(name="a", log_connections=True)
         now = time.gmtime(time.time() + 60)
