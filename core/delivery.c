@@ -201,17 +201,26 @@ delivery_abort(struct delivery *d)
 
 /* ---- timers ----------------------------------------------------------------- */
 
+/* The address in hand could not be reached: mark it down (SPEC §4) and go
+ * on with the next one. why is printed after "connect to ADDR: ". */
+static void
+addr_failed(struct delivery *d, const char *why, bool mark_down)
+{
+    snprintf(d->reason, sizeof d->reason, "connect to %s: %s", d->relay, why);
+    if (mark_down)
+        health_mark_down(d->env.health, d->relay, (int64_t)time(NULL),
+                         d->k->health_retry_initial, d->k->health_retry_max);
+    drop_connection(d, false);
+    d->ai++;
+    try_addr(d);
+}
+
 static void
 on_timeout(uv_timer_t *t)
 {
     struct delivery *d = t->data;
     if (d->m == NULL) { /* connect timeout */
-        snprintf(d->reason, sizeof d->reason, "connect to %s: timed out", d->relay);
-        health_mark_down(d->env.health, d->relay, (int64_t)time(NULL),
-                         d->k->health_retry_initial, d->k->health_retry_max);
-        drop_connection(d, false);
-        d->ai++;
-        try_addr(d);
+        addr_failed(d, "timed out", true);
         return;
     }
     smtp_out_timeout(d->m);
@@ -317,12 +326,7 @@ on_connect(uv_connect_t *req, int status)
     if (d == NULL)
         return;
     if (status < 0) {
-        snprintf(d->reason, sizeof d->reason, "connect to %s: %s", d->relay, uv_strerror(status));
-        health_mark_down(d->env.health, d->relay, (int64_t)time(NULL),
-                         d->k->health_retry_initial, d->k->health_retry_max);
-        drop_connection(d, false);
-        d->ai++;
-        try_addr(d);
+        addr_failed(d, uv_strerror(status), true);
         return;
     }
     uv_tcp_nodelay(&dc->conn.tcp, 1);
@@ -374,10 +378,7 @@ connect_addr(struct delivery *d, const struct sockaddr_storage *ss)
     d->refs++;
     int rc = uv_tcp_connect(&dc->req, &dc->conn.tcp, (const struct sockaddr *)ss, on_connect);
     if (rc < 0) {
-        snprintf(d->reason, sizeof d->reason, "connect to %s: %s", d->relay, uv_strerror(rc));
-        drop_connection(d, false);
-        d->ai++;
-        try_addr(d);
+        addr_failed(d, uv_strerror(rc), false);
         return;
     }
     uv_timer_start(&d->timer, on_timeout, d->k->timeouts.connect * 1000, 0);
