@@ -29,19 +29,11 @@ struct op {
     char id[QUEUE_ID_LEN + 1];
 };
 
-/* One DSN to enqueue with the updates. */
-struct dsn_out {
-    struct queue_msg msg;
-    struct queue_rcpt rcpt;
-    struct queue_spool *spool;
-    char *to, *connector;
-};
-
 struct update {
     struct sched_settle *ss;
     struct op *ops;
     size_t nops;
-    struct dsn_out dsn[3];
+    struct sched_settle_dsn dsn[3];
     size_t ndsn;
     int64_t earliest;
     sched_settle_cb *cb;
@@ -169,9 +161,7 @@ update_done(void *arg, int status)
         if (status == 0)
             log_info(ss->log, "id=%s event=dsn_queued to=<%s> connector=%s", u->dsn[i].msg.id,
                      u->dsn[i].to, u->dsn[i].connector);
-        queue_spool_free(u->dsn[i].spool);
-        free(u->dsn[i].to);
-        free(u->dsn[i].connector);
+        sched_settle_dsn_fini(&u->dsn[i]);
     }
     for (size_t i = 0; i < u->nops; i++)
         free(u->ops[i].reply);
@@ -219,8 +209,51 @@ wants(unsigned notify, unsigned bit)
                        : (notify & bit) != 0 && !(notify & QUEUE_NOTIFY_NEVER);
 }
 
-/* Build and route a DSN for the recipients d[0..n) of job; appended to u.
- * A DSN that cannot be routed is dropped and logged. */
+bool
+sched_settle_dsn_make(struct server_conf *conf, struct log *log, const char *spool_dir,
+                      struct dsn_report rep, const struct dsn_rcpt *d, size_t n,
+                      struct sched_settle_dsn *out)
+{
+    char id[QUEUE_ID_LEN + 1];
+    queue_id_new(id);
+    rep.boundary_seed = id;
+    struct util_buf text = {0};
+    dsn_build(&text, &rep, d, n);
+    struct router_query q = {.sender = "", .size = text.len,
+                             .priority = CONNECTOR_PRIORITY_NORMAL, .system = true};
+    struct router_result res;
+    if (router_route(conf->router, rep.sender, &q, &res) != ROUTER_OK) {
+        log_warn(log, "id=%s event=dsn status=dropped orig=%s to=<%s> reason=\"%s\"", id,
+                 rep.queue_id, rep.sender, res.error);
+        router_result_fini(&res);
+        util_buf_fini(&text);
+        return false;
+    }
+    out->to = xstrdup(rep.sender);
+    out->connector = xstrdup(res.connector->name);
+    out->rcpt = (struct queue_rcpt){.address = out->to, .connector = out->connector};
+    sched_settle_initial_state(res.connector, rep.now, text.len, &out->rcpt);
+    router_result_fini(&res);
+    out->spool = queue_spool_new(spool_dir);
+    queue_spool_write(out->spool, text.p, text.len);
+    out->msg = (struct queue_msg){.sender = "", .priority = CONNECTOR_PRIORITY_NORMAL,
+                                  .system = true, .size = text.len, .received = rep.now,
+                                  .body = out->spool, .rcpts = &out->rcpt, .nrcpts = 1};
+    memcpy(out->msg.id, id, sizeof id);
+    util_buf_fini(&text);
+    return true;
+}
+
+void
+sched_settle_dsn_fini(struct sched_settle_dsn *o)
+{
+    queue_spool_free(o->spool);
+    free(o->to);
+    free(o->connector);
+    memset(o, 0, sizeof *o);
+}
+
+/* A DSN for the recipients d[0..n) of job, stored with the updates. */
 static void
 add_dsn(struct update *u, const struct delivery_job *job, const struct dsn_rcpt *d, size_t n,
         int64_t now)
@@ -229,40 +262,13 @@ add_dsn(struct update *u, const struct delivery_job *job, const struct dsn_rcpt 
     const struct queue_entry *e0 = &job->entries[0];
     if (n == 0 || e0->sender[0] == '\0' || u->ndsn >= 3)
         return;
-    struct dsn_out *o = &u->dsn[u->ndsn];
-    char id[QUEUE_ID_LEN + 1];
-    queue_id_new(id);
-    struct util_buf text = {0};
     struct dsn_report rep = {.hostname = ss->conf->config->hostname, .sender = e0->sender,
                              .queue_id = e0->id, .envid = e0->envid, .arrival = e0->received,
                              .now = now, .full = e0->ret == QUEUE_RET_FULL,
                              .original = job->body ? job->body : "",
-                             .original_len = job->body ? job->body_len : 0,
-                             .boundary_seed = id};
-    dsn_build(&text, &rep, d, n);
-    struct router_query q = {.sender = "", .size = text.len,
-                             .priority = CONNECTOR_PRIORITY_NORMAL, .system = true};
-    struct router_result res;
-    if (router_route(ss->conf->router, e0->sender, &q, &res) != ROUTER_OK) {
-        log_warn(ss->log, "id=%s event=dsn status=dropped orig=%s to=<%s> reason=\"%s\"", id,
-                 e0->id, e0->sender, res.error);
-        router_result_fini(&res);
-        util_buf_fini(&text);
-        return;
-    }
-    o->to = xstrdup(e0->sender);
-    o->connector = xstrdup(res.connector->name);
-    o->rcpt = (struct queue_rcpt){.address = o->to, .connector = o->connector};
-    sched_settle_initial_state(res.connector, now, text.len, &o->rcpt);
-    router_result_fini(&res);
-    o->spool = queue_spool_new(ss->spool_dir);
-    queue_spool_write(o->spool, text.p, text.len);
-    o->msg = (struct queue_msg){.sender = "", .priority = CONNECTOR_PRIORITY_NORMAL,
-                                .system = true, .size = text.len, .received = now,
-                                .body = o->spool, .rcpts = &o->rcpt, .nrcpts = 1};
-    memcpy(o->msg.id, id, sizeof id);
-    util_buf_fini(&text);
-    u->ndsn++;
+                             .original_len = job->body ? job->body_len : 0};
+    if (sched_settle_dsn_make(ss->conf, ss->log, ss->spool_dir, rep, d, n, &u->dsn[u->ndsn]))
+        u->ndsn++;
 }
 
 /* ---- verdicts ----------------------------------------------------------------- */

@@ -15,14 +15,17 @@
 #define BH_CORE_SCHED_SETTLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "core/dsn.h"
+#include "storage/queue.h"
 
 struct sched_settle;
 struct store;
 struct log;
 struct server_conf;
 struct connector;
-struct queue_rcpt;
 struct delivery_job;
 struct delivery_verdict;
 struct delivery_info;
@@ -48,6 +51,25 @@ void sched_settle_defer_all(struct sched_settle *ss, struct delivery_job *job, i
 void sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job,
                              const char *status, const char *reason);
 void sched_settle_scheduled(struct sched_settle *ss, struct delivery_job *job, int64_t next);
+
+/* A DSN ready for queue_commit: msg points into the rest. */
+struct sched_settle_dsn {
+    struct queue_msg msg;
+    struct queue_rcpt rcpt;
+    struct queue_spool *spool;
+    char *to, *connector;
+};
+
+/*
+ * Build the DSN that rep and d[0..n) describe, route it to rep.sender as a
+ * system message from <>, and fill *out (rep.boundary_seed is set here to the
+ * DSN's new queue ID). A DSN that cannot be routed is logged with
+ * status=dropped and false comes back, out untouched.
+ */
+bool sched_settle_dsn_make(struct server_conf *conf, struct log *log, const char *spool_dir,
+                           struct dsn_report rep, const struct dsn_rcpt *d, size_t n,
+                           struct sched_settle_dsn *out);
+void sched_settle_dsn_fini(struct sched_settle_dsn *o);
 
 /* The state a newly routed recipient starts in: triggered, scheduled until
  * the next window, or queued now. */

@@ -37,10 +37,9 @@ struct commit {
     struct session_txn *t;
     struct server_conf *conf;
     struct envelope env;
-    struct util_buf received, dsn_text;
+    struct util_buf received;
     struct queue_msg msgs[2];
-    struct queue_rcpt dsn_rcpt;
-    struct queue_spool *dsn_spool;
+    struct sched_settle_dsn dsn;
     size_t nmsgs, nok;
     uint64_t size;
     int priority;
@@ -362,8 +361,7 @@ commit_free(struct commit *c)
 {
     envelope_fini(&c->env);
     util_buf_fini(&c->received);
-    util_buf_fini(&c->dsn_text);
-    queue_spool_free(c->dsn_spool);
+    sched_settle_dsn_fini(&c->dsn);
     server_conf_unref(c->conf);
     free(c);
 }
@@ -417,35 +415,14 @@ add_dsn(struct commit *c, int64_t now, const char **status, char **why)
         free(d);
         return;
     }
-    struct queue_msg *m = &c->msgs[c->nmsgs];
-    char id[QUEUE_ID_LEN + 1];
-    queue_id_new(id);
     struct dsn_report rep = {.hostname = c->conf->config->hostname, .sender = c->env.sender,
                              .queue_id = c->msgs[0].id, .envid = c->env.envid,
                              .arrival = now, .now = now, .full = false,
                              .original = t->headers.p ? t->headers.p : "",
-                             .original_len = t->headers.len, .boundary_seed = id};
-    dsn_build(&c->dsn_text, &rep, d, nd);
+                             .original_len = t->headers.len};
+    if (sched_settle_dsn_make(c->conf, t->env->log, t->env->spool_dir, rep, d, nd, &c->dsn))
+        c->msgs[c->nmsgs++] = c->dsn.msg;
     free(d);
-    struct router_query q = {.sender = "", .size = c->dsn_text.len,
-                             .priority = CONNECTOR_PRIORITY_NORMAL, .system = true};
-    struct router_result res;
-    if (router_route(c->conf->router, c->env.sender, &q, &res) != ROUTER_OK) {
-        log_warn(t->env->log, "id=%s event=dsn status=dropped to=<%s> reason=\"%s\"", id,
-                 c->env.sender, res.error);
-        router_result_fini(&res);
-        return;
-    }
-    c->dsn_rcpt = (struct queue_rcpt){.address = c->env.sender, .connector = res.connector->name};
-    sched_settle_initial_state(res.connector, now, c->dsn_text.len, &c->dsn_rcpt);
-    router_result_fini(&res);
-    c->dsn_spool = queue_spool_new(t->env->spool_dir);
-    queue_spool_write(c->dsn_spool, c->dsn_text.p, c->dsn_text.len);
-    *m = (struct queue_msg){.sender = "", .ret = QUEUE_RET_NONE, .priority = 1, .system = true,
-                            .size = c->dsn_text.len, .received = now, .body = c->dsn_spool,
-                            .rcpts = &c->dsn_rcpt, .nrcpts = 1};
-    memcpy(m->id, id, sizeof id);
-    c->nmsgs++;
 }
 
 static void
