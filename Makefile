@@ -89,11 +89,37 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@sh bench/run.sh
 
+# install: the binary, bridgehead(8), the docs and example configs, the
+# systemd unit (@PREFIX@ and @VERSION@ filled in), and
+# /etc/bridgehead/bridgehead.yaml only when there is none: an admin's config
+# is never overwritten. uninstall leaves that config alone too.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
-	    $(DESTDIR)$(PREFIX)/share/doc/bridgehead/examples
+	    $(DESTDIR)$(PREFIX)/share/doc/bridgehead/examples \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)/etc/bridgehead
 	install -m 0755 build/bridgehead $(DESTDIR)$(PREFIX)/sbin/bridgehead
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    cli/bridgehead.8 >build/bridgehead.8
+	install -m 0644 build/bridgehead.8 $(DESTDIR)$(PREFIX)/share/man/man8/bridgehead.8
+	sed -e 's|@PREFIX@|$(PREFIX)|g' examples/bridgehead.service >build/bridgehead.service
+	install -m 0644 build/bridgehead.service \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system/bridgehead.service
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/bridgehead/README.md
 	install -m 0644 examples/*.yaml $(DESTDIR)$(PREFIX)/share/doc/bridgehead/examples/
+	@if [ -e $(DESTDIR)/etc/bridgehead/bridgehead.yaml ]; then \
+	    echo "$(DESTDIR)/etc/bridgehead/bridgehead.yaml exists: left as it is"; \
+	else \
+	    echo "install -m 0644 examples/bridgehead.yaml $(DESTDIR)/etc/bridgehead/bridgehead.yaml"; \
+	    install -m 0644 examples/bridgehead.yaml $(DESTDIR)/etc/bridgehead/bridgehead.yaml; \
+	fi
+
+.PHONY: uninstall
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/bridgehead \
+	    $(DESTDIR)$(PREFIX)/share/man/man8/bridgehead.8 \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system/bridgehead.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/bridgehead
+	@echo "kept $(DESTDIR)/etc/bridgehead/bridgehead.yaml and the queue; remove them by hand"
 
 clean:
 	rm -rf build
