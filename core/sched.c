@@ -21,7 +21,8 @@
 #include "storage/queue.h"
 
 #define LEASE_MAX 256
-#define BACKLOG_LOW 64   /* lease more when the backlog falls below this */
+#define BACKLOG_LOW 64     /* lease more when a backlog falls below this */
+#define BACKLOG_HIGH 4096  /* hold at most this many leased recipients in memory */
 #define TIMER_MAX_S 300  /* look again at least this often */
 
 struct sched_conn {
@@ -187,6 +188,15 @@ enqueue_job(struct sched *s, struct delivery_job *job, int64_t now)
     sc->nbacklog++;
 }
 
+static size_t
+backlog_total(const struct sched *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nconns; i++)
+        n += s->conns[i].nbacklog;
+    return n;
+}
+
 static void
 lease_done(void *arg, int status)
 {
@@ -200,13 +210,17 @@ lease_done(void *arg, int status)
                 enqueue_job(s, take_job(l, used, i, find_conn(s, l->out[i].connector)), l->now);
         for (size_t i = 0; i < s->nconns; i++)
             dispatch(s, &s->conns[i]);
-        if (l->next_rc == 0)
+        /* With a full backlog, more is leased as deliveries drain it
+         * (on_next_job); the timer only looks again later. */
+        if (backlog_total(s) >= BACKLOG_HIGH)
+            wake_at(s, l->now + TIMER_MAX_S);
+        else if (l->next_rc == 0)
             wake_at(s, l->next_due);
     } else if (status < 0) {
         log_error(s->env.log, "event=lease_failed error=\"%s\"", uv_strerror(status));
         wake_at(s, l->now + 5);
     }
-    bool more = status == 0 && l->n == LEASE_MAX;
+    bool more = status == 0 && l->n == LEASE_MAX && backlog_total(s) < BACKLOG_HIGH;
     if (s->stopping) { /* the leased entries stay delivering: recovered at start */
         for (size_t i = 0; i < (size_t)(l->n > 0 ? l->n : 0); i++)
             queue_entry_fini(&l->out[i]);
@@ -345,6 +359,8 @@ on_delivery_closed(void *arg, struct delivery *d)
     if (sc) {
         sc->active--;
         dispatch(s, sc);
+        if (sc->nbacklog < BACKLOG_LOW)
+            lease(s);
     }
     maybe_free(s);
 }
