@@ -27,6 +27,7 @@ Lines with an "event" key are not messages:
   {"event": "data_refused", ...}   a message answered with a non-2xx reply
                                    at the final dot (--data-reply,
                                    --fail-file);
+  {"event": "tls_failed", "error"} a STARTTLS handshake that failed;
   {"event": "connect"|"disconnect"} with --log-connections.
 
 The PID goes to FILE.pid (and the bound port to FILE.port, useful with
@@ -51,7 +52,7 @@ import ssl
 import sys
 import time
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 DSN_MAIL = ("RET", "ENVID")
 DSN_RCPT = ("NOTIFY", "ORCPT")
@@ -177,8 +178,10 @@ class SinkSMTP(SMTP):
         await super().push(status)
 
     def _no_service(self):
-        """After a 554 greeting only QUIT is served (RFC 5321 3.1)."""
-        return bool(self.cfg.greeting_reply) and self.cfg.greeting_reply.startswith("554")
+        """After a 554 (or any other non-2xx, non-421) greeting only QUIT is
+        served, as RFC 5321 3.1 has it; every other command gets 503."""
+        g = self.cfg.greeting_reply
+        return bool(g) and not g.startswith("2")
 
     def tls_version(self):
         if not self._tls_protocol or self.transport is None:
@@ -293,6 +296,19 @@ class SinkHandler:
         if cfg.dsn:
             extra.append("250-DSN")
         return out[:-1] + extra + out[-1:]
+
+    async def handle_exception(self, error):
+        """A failed TLS handshake is an event the TLS tests look for, not a
+        bug: record it in one line. Anything else is a bug: log it."""
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__ or error
+            self.smtp.rec.write({"event": "tls_failed", "sink": self.smtp.cfg.name,
+                                 "conn": self.smtp.conn_id,
+                                 "peer": fmt_peer(self.smtp.session.peer),
+                                 "error": f"{type(cause).__name__}: {cause}", "at": time.time()})
+            return "454 4.7.0 TLS handshake failed"
+        logging.getLogger("sink").error("session exception", exc_info=error)
+        return f"451 4.3.0 sink error: {type(error).__name__}"
 
     async def handle_HELO(self, server, session, envelope, hostname):
         session.host_name = hostname
@@ -460,8 +476,10 @@ async def serve(a):
 
 def main(argv=None):
     a = parse_args(argv if argv is not None else sys.argv[1:])
-    logging.basicConfig(level=logging.CRITICAL)
-    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+    # Errors (a bug in a hook, say) go to stderr; TLS handshake failures
+    # provoked by the tests are expected and stay quiet.
+    logging.basicConfig(level=logging.ERROR, format="sink %(levelname)s %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     asyncio.run(serve(a))
     return 0
 
