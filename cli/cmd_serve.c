@@ -36,6 +36,7 @@ struct serve {
     struct log *log;
     struct server *server;
     struct store *store;
+    struct store *reader; /* bodies for delivery, on a read-only handle */
     struct dns *dns;
     struct sched *sched;
     struct control *control; /* the control socket (SPEC §6) */
@@ -83,6 +84,8 @@ on_stopped(void *arg)
     sv->server = NULL;
     store_close(sv->store);
     sv->store = NULL;
+    store_close(sv->reader);
+    sv->reader = NULL;
     sched_free(sv->sched);
     sv->sched = NULL;
     dns_free(sv->dns);
@@ -242,7 +245,14 @@ start(struct serve *sv, struct config *c)
         fprintf(stderr, "bridgehead: cannot start the resolver\n");
         return -2;
     }
-    sv->sched = sched_new(&sv->loop, sc, sv->store, sv->dns, sv->log, server_env(sv->server)->shared);
+    struct queue *ro = NULL;
+    if (queue_open(cfg->storage_path, QUEUE_READONLY, &ro, err, sizeof err) < 0) {
+        fprintf(stderr, "bridgehead: %s\n", err);
+        return -2;
+    }
+    sv->reader = store_new(&sv->loop, ro);
+    sv->sched = sched_new(&sv->loop, sc, sv->store, sv->reader, sv->dns, sv->log,
+                          server_env(sv->server)->shared);
     server_env(sv->server)->queued = on_queued;
     server_env(sv->server)->queued_arg = sv->sched;
     return start_control(sv, cfg) == 0 ? 0 : -2;

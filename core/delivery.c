@@ -484,7 +484,7 @@ load_body(struct delivery *d)
     memcpy(b->id, d->job->entries[0].id, sizeof b->id);
     d->loading = true;
     d->refs++;
-    store_call(d->env.store, load_run, load_done, b);
+    store_call(d->env.reader, load_run, load_done, b);
 }
 
 static void

@@ -82,7 +82,8 @@ struct delivery_dest {
 
 struct delivery_env {
     uv_loop_t *loop;
-    struct store *store;
+    struct store *store;  /* the writer: settlements */
+    struct store *reader; /* a read-only handle on its own thread: bodies */
     struct dns *dns;
     struct log *log;
     struct health *health;

@@ -212,6 +212,8 @@ on_closed(uv_handle_t *h)
 void
 store_close(struct store *s)
 {
+    if (s == NULL)
+        return;
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_signal(&s->cv);
