@@ -255,6 +255,7 @@ class Limits(unittest.TestCase):
                                      "  max_connections_per_ip: 3\n  timeouts:"))
         try:
             relay.start()
+            time.sleep(0.5)  # the start-up probe connection must be gone first
             held = []
             for _ in range(3):
                 r = Raw(relay.port)
