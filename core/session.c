@@ -9,6 +9,7 @@
 #include "connectors/config.h"
 #include "connectors/util.h"
 #include "core/conn.h"
+#include "core/etrn.h"
 #include "core/log.h"
 #include "core/server.h"
 #include "core/session_txn.h"
@@ -34,7 +35,7 @@ struct session {
     bool greeted;
     bool in_read;   /* inside on_read: do not re-enter the conn */
     unsigned open_handles; /* conn and timer: free when both are closed */
-    unsigned auth_jobs;    /* crypt(3) checks in the thread pool */
+    unsigned auth_jobs;    /* crypt(3) checks and ETRN requests in flight */
 };
 
 struct auth_job {
@@ -191,6 +192,17 @@ txn_answer(void *owner, int code, const char *text)
     answer(s, code, text);
 }
 
+/* The ETRN answer, at once or from the storage thread's callback. */
+static void
+etrn_answer(void *owner, int code, const char *text)
+{
+    struct session *s = owner;
+    s->auth_jobs--;
+    if (!s->closing)
+        answer(s, code, text);
+    maybe_free(s);
+}
+
 static void
 client_info(struct session *s, struct session_txn_client *cl)
 {
@@ -268,8 +280,11 @@ act_on(struct session *s, const struct smtp_in_action *act)
         session_txn_commit(s->txn, s->conf, s->m, &cl, act);
         return false;
     case SMTP_IN_ETRN:
-        smtp_in_result(s->m, 458, "4.3.0 Unable to queue messages for node");
-        return true;
+        s->waiting = true;
+        s->auth_jobs++;
+        etrn_start(s->env, s->conf, s->relay_client || smtp_in_user(s->m) != NULL, act->text,
+                   etrn_answer, s);
+        return false;
     case SMTP_IN_ATRN:
         smtp_in_result(s->m, 451, "4.3.0 ATRN is not available yet");
         return true;

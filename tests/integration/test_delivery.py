@@ -68,6 +68,7 @@ class Delivery(unittest.TestCase):
 
     def relay(self, connectors, extra=""):
         cfg = ("server:\n  hostname: relay.example.org\n"
+               '  relay_networks: ["127.0.0.1/32"]\n'
                '  listen: [ { address: "127.0.0.1:@PORT@" } ]\n'
                "storage:\n  path: queue.db\n"
                "queue: { retry_initial: 1s, retry_max: 2s, delay_warning: 0s }\n"
@@ -329,6 +330,40 @@ class Delivery(unittest.TestCase):
         time.sleep(1.5)
         self.assertEqual(states(r)[0][1], 3)  # triggered
         self.assertEqual(len(a.events("connect")), 0)
+
+    def test_etrn_starts_triggered_delivery(self):
+        from bhtest import Raw
+        a = start_sink(name="a")
+        r = self.relay(f"""\
+  - name: onsite
+    address_spaces: ["*.branch.test"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    triggered: true
+    tls: {{ mode: none }}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["e1@branch.test", "e2@sub.branch.test"])
+        time.sleep(1)
+        self.assertEqual(len(a.messages()), 0)
+        c = Raw(r.port)
+        c.reply()
+        c.cmd("EHLO etrn.example")
+        self.assertTrue(c.cmd("ETRN #queue").startswith("501"))
+        self.assertTrue(c.cmd("ETRN else.test").startswith("459 4.7.1"))
+        self.assertTrue(c.cmd("ETRN branch.test").startswith("250 2.0.0 queuing for branch.test"))
+        wait_for(lambda: a.recipients() == ["e1@branch.test"], timeout=20)
+        self.assertTrue(c.cmd("ETRN branch.test").startswith("251 2.0.0"))
+        self.assertTrue(c.cmd("ETRN @branch.test").startswith("250 2.0.0"))
+        wait_for(lambda: len(a.recipients()) == 2, timeout=20)
+        c.close()
+        outside = Raw(r.port, source="127.0.0.2")
+        outside.reply()
+        outside.cmd("EHLO outside.example")
+        self.assertTrue(outside.cmd("ETRN branch.test").startswith("459"))
+        outside.close()
 
     def test_restart_mid_delivery_loses_nothing(self):
         a = start_sink(name="a", delay_data=0.2)
