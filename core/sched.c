@@ -31,6 +31,13 @@ struct sched_conn {
     size_t nbacklog;
     unsigned active;
     struct balance_item *items;
+    unsigned *bh_active; /* connections per bridgehead (by the first pick) */
+};
+
+/* A delivery in flight, and the bridgehead it was started for (-1: MX). */
+struct live {
+    struct delivery *d;
+    int bh;
 };
 
 struct lease {
@@ -61,7 +68,7 @@ struct sched {
     void (*stopped)(void *);
     void *stopped_arg;
     size_t ndeliveries;
-    struct delivery **live; /* every delivery in flight, for sched_stop */
+    struct live *live; /* every delivery in flight, for sched_stop */
     size_t nlive, caplive;
     uint64_t rng;
 };
@@ -99,6 +106,8 @@ build_conns(struct sched *s)
         sc->k = &c->connectors[i];
         sc->tail = &sc->head;
         sc->items = xcalloc(sc->k->nbridgeheads ? sc->k->nbridgeheads : 1, sizeof *sc->items);
+        sc->bh_active = xcalloc(sc->k->nbridgeheads ? sc->k->nbridgeheads : 1,
+                                sizeof *sc->bh_active);
         for (size_t b = 0; b < sc->k->nbridgeheads; b++)
             sc->items[b].weight = sc->k->bridgeheads[b].weight;
     }
@@ -334,14 +343,16 @@ on_job_done(void *arg, struct delivery *d, struct delivery_job *job,
     sched_settle_job(s->settle, job, v, info, on_settled, s);
 }
 
-static void
+static int
 live_remove(struct sched *s, struct delivery *d)
 {
     for (size_t i = 0; i < s->nlive; i++)
-        if (s->live[i] == d) {
+        if (s->live[i].d == d) {
+            int bh = s->live[i].bh;
             s->live[i] = s->live[--s->nlive];
-            return;
+            return bh;
         }
+    return -1;
 }
 
 static void
@@ -350,7 +361,7 @@ on_delivery_closed(void *arg, struct delivery *d)
     struct sched *s = arg;
     char key[320];
     snprintf(key, sizeof key, "%s", delivery_key(d));
-    live_remove(s, d);
+    int bh = live_remove(s, d);
     s->ndeliveries--;
     char *slash = strchr(key, '/');
     if (slash)
@@ -358,6 +369,8 @@ on_delivery_closed(void *arg, struct delivery *d)
     struct sched_conn *sc = find_conn(s, key);
     if (sc) {
         sc->active--;
+        if (bh >= 0 && (size_t)bh < sc->k->nbridgeheads && sc->bh_active[bh] > 0)
+            sc->bh_active[bh]--;
         dispatch(s, sc);
         if (sc->nbacklog < BACKLOG_LOW)
             lease(s);
@@ -369,49 +382,68 @@ static const struct delivery_ops delivery_ops = {on_next_job, on_job_done, on_de
 
 static void
 start(struct sched *s, struct sched_conn *sc, const struct delivery_dest *dests, size_t n,
-      struct delivery_job *job)
+      struct delivery_job *job, int bh)
 {
     if (s->nlive == s->caplive) {
         s->caplive = s->caplive ? s->caplive * 2 : 16;
         s->live = xrealloc(s->live, s->caplive * sizeof *s->live);
     }
     s->ndeliveries++;
-    s->live[s->nlive++] = NULL; /* reserved: delivery_start may call back at once */
-    size_t slot = s->nlive - 1;
+    if (bh >= 0)
+        sc->bh_active[bh]++;
+    /* delivery_start never calls back before it returns (DNS and closing
+     * are asynchronous), so the slot can be filled afterwards. */
     struct delivery *d = delivery_start(&s->env, s->conf, sc->k, dests, n, job, &delivery_ops, s);
-    if (slot < s->nlive && s->live[slot] == NULL)
-        s->live[slot] = d;
+    s->live[s->nlive++] = (struct live){d, bh};
 }
 
-/* Smarthost: bridgeheads in balance order, the picked one first. */
-static void
+/* Smarthost: bridgeheads in balance order, the picked one first. When the
+ * pick is at its max_connections the job waits (false) and the balancer's
+ * state is put back, so that weights hold exactly. */
+static bool
 start_smarthost(struct sched *s, struct sched_conn *sc, struct delivery_job *job)
 {
     const struct connector *k = sc->k;
+    size_t nb = k->nbridgeheads;
     int64_t now = (int64_t)time(NULL);
     char key[300];
-    for (size_t b = 0; b < k->nbridgeheads; b++) {
+    int64_t *saved = xcalloc(nb ? nb : 1, sizeof *saved);
+    for (size_t b = 0; b < nb; b++) {
         const struct connector_bridgehead *bh = &k->bridgeheads[b];
         snprintf(key, sizeof key, strchr(bh->host, ':') ? "[%s]:%u" : "%s:%u", bh->host,
                  bh->port);
         sc->items[b].up = health_is_up(s->env.health, key, now);
+        saved[b] = sc->items[b].current;
     }
-    size_t *order = xcalloc(k->nbridgeheads + 1, sizeof *order);
-    struct delivery_dest *dests = xcalloc(k->nbridgeheads + 1, sizeof *dests);
+    int pick = balance_pick(sc->items, nb, k->balance, rnd, s);
+    if (pick >= 0 && sc->bh_active[pick] >= k->max_connections) {
+        for (size_t b = 0; b < nb; b++)
+            sc->items[b].current = saved[b];
+        free(saved);
+        return false;
+    }
+    free(saved);
+    size_t *order = xcalloc(nb + 1, sizeof *order);
+    struct delivery_dest *dests = xcalloc(nb + 1, sizeof *dests);
     size_t n = 0;
-    int pick = balance_pick(sc->items, k->nbridgeheads, k->balance, rnd, s);
     if (pick >= 0)
         order[n++] = (size_t)pick;
-    n += balance_order(sc->items, k->nbridgeheads, k->balance, pick, rnd, s, order + n);
-    for (size_t i = 0; i < k->nbridgeheads; i++) /* the down ones last: probes */
-        if (!sc->items[i].up)
+    n += balance_order(sc->items, nb, k->balance, pick, rnd, s, order + n);
+    for (size_t i = 0; i < nb; i++) /* the down ones last: probes */
+        if (!sc->items[i].up && sc->bh_active[i] < k->max_connections)
             order[n++] = i;
+    if (n == 0) {
+        free(order);
+        free(dests);
+        return false;
+    }
     for (size_t i = 0; i < n; i++)
         dests[i] = (struct delivery_dest){k->bridgeheads[order[i]].host,
                                           k->bridgeheads[order[i]].port};
-    start(s, sc, dests, n, job);
+    start(s, sc, dests, n, job, (int)order[0]);
     free(dests);
     free(order);
+    return true;
 }
 
 static void
@@ -444,7 +476,7 @@ on_mx(void *arg, const struct dns_result *r)
                                                                    : job->domain,
                                               sc->k->port};
         sc->active++;
-        start(s, sc, dests, n, job);
+        start(s, sc, dests, n, job, -1);
         free(dests);
     }
     maybe_free(s);
@@ -466,8 +498,15 @@ dispatch(struct sched *s, struct sched_conn *sc)
             break;
         sc->active++;
         if (sc->k->route == CONNECTOR_ROUTE_SMARTHOST) {
-            start_smarthost(s, sc, job);
-            continue;
+            if (start_smarthost(s, sc, job))
+                continue;
+            sc->active--; /* every bridgehead is busy: back to the front */
+            job->next = sc->head;
+            sc->head = job;
+            if (sc->tail == &sc->head)
+                sc->tail = &job->next;
+            sc->nbacklog++;
+            break;
         }
         struct mx_wait *w = xcalloc(1, sizeof *w);
         *w = (struct mx_wait){s, sc, job};
@@ -486,6 +525,7 @@ free_conns(struct sched *s)
         while ((job = pop_job(&s->conns[i], NULL)) != NULL)
             delivery_job_free(job); /* stays delivering: recovered at start */
         free(s->conns[i].items);
+        free(s->conns[i].bh_active);
     }
     free(s->conns);
     s->conns = NULL;
@@ -527,9 +567,13 @@ sched_set_conf(struct sched *s, struct server_conf *conf)
     build_conns(s);
     for (size_t i = 0; i < nold; i++) {
         struct sched_conn *sc = find_conn(s, old[i].k->name);
-        if (sc)
+        if (sc) {
             sc->active = old[i].active;
+            for (size_t b = 0; b < sc->k->nbridgeheads && b < old[i].k->nbridgeheads; b++)
+                sc->bh_active[b] = old[i].bh_active[b];
+        }
         free(old[i].items);
+        free(old[i].bh_active);
     }
     free(old);
     server_conf_unref(old_conf);
@@ -574,7 +618,6 @@ sched_stop(struct sched *s, void (*done)(void *), void *arg)
     uv_timer_stop(&s->timer);
     free_conns(s);
     for (size_t i = 0; i < s->nlive; i++)
-        if (s->live[i])
-            delivery_abort(s->live[i]);
+        delivery_abort(s->live[i].d);
     maybe_free(s);
 }

@@ -121,6 +121,28 @@ class Delivery(unittest.TestCase):
         self.assertEqual(na + nb, 200)
         self.assertLessEqual(abs(na - 150), 20, (na, nb))
 
+    def test_max_connections_per_bridgehead(self):
+        import threading
+        a = start_sink(name="a", delay_data=0.5)
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    max_connections: 2
+    max_messages_per_connection: 1
+    tls: {{ mode: none }}
+""").start()
+        threads = [threading.Thread(target=send, args=(r, [f"m{i}@else.test"])) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wait_for(lambda: len(a.messages()) == 8, timeout=30)
+        times = sorted(float(m["received_at"]) for m in a.messages())
+        # Two connections, 0.5 s a message: four rounds, so the last arrives
+        # at least 1.4 s after the first (eight at once would take 0.5 s).
+        self.assertGreaterEqual(times[-1] - times[0], 1.4, times)
+
     def test_failover_and_down_bridgehead(self):
         a, b = start_sink(name="a"), start_sink(name="b")
         dead = free_port()
