@@ -13,6 +13,7 @@
 #include "core/dns.h"
 #include "core/dns_wire.h"
 #include "core/log.h"
+#include "core/reroute.h"
 #include "core/sched_settle.h"
 #include "core/server.h"
 #include "core/store.h"
@@ -181,6 +182,11 @@ enqueue_job(struct sched *s, struct delivery_job *job, int64_t now)
 {
     struct sched_conn *sc = find_conn(s, job->connector);
     const struct queue_entry *e0 = &job->entries[0];
+    if (job->connector[0] == REROUTE_BOUNCE_PREFIX) { /* unroutable since a reload */
+        sched_settle_bounce_all(s->settle, job, job->connector + 1,
+                                "no longer routable under the reloaded configuration");
+        return;
+    }
     if (sc == NULL) {
         sched_settle_defer_all(s->settle, job, now + 60, "connector no longer configured");
         return;
@@ -549,6 +555,14 @@ sched_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struct
     return s;
 }
 
+static void
+on_rerouted(void *arg)
+{
+    struct sched *s = arg;
+    if (!s->stopping)
+        lease(s);
+}
+
 void
 sched_set_conf(struct sched *s, struct server_conf *conf)
 {
@@ -578,7 +592,7 @@ sched_set_conf(struct sched *s, struct server_conf *conf)
     free(old);
     server_conf_unref(old_conf);
     sched_settle_set_conf(s->settle, conf);
-    lease(s);
+    reroute_start(s->env.store, conf, s->env.log, on_rerouted, s);
 }
 
 static void

@@ -387,6 +387,46 @@ class Delivery(unittest.TestCase):
         self.assertTrue(outside.cmd("ETRN branch.test").startswith("459"))
         outside.close()
 
+    def test_reload_reroutes_queue(self):
+        from bhtest import BIN
+        home = start_sink(name="home")
+        moved = start_sink(name="moved")
+        r = self.relay("""\
+  - name: hold
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:9"]
+    triggered: true
+""").start()
+        send(r, ["x@keep.test", "y@gone.test", "z@move.test"], sender="a@example.org")
+        time.sleep(0.5)
+        self.assertEqual(sorted(st[1] for st in states(r)), [3, 3, 3])
+        with open(r.config_path) as f:
+            cfg = f.read().split("connectors:")[0]
+        with open(r.config_path, "w") as f:
+            f.write(cfg + f"""connectors:
+  - name: hold
+    address_spaces: [keep.test]
+    bridgeheads: ["127.0.0.1:9"]
+    triggered: true
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: moved
+    address_spaces: [move.test]
+    bridgeheads: ["127.0.0.1:{moved.port}"]
+    tls: {{ mode: none }}
+""")
+        p = subprocess.run([BIN, "reload", "-c", r.config_path], capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        moved.wait_messages(1)
+        self.assertEqual(moved.messages()[0]["rcpt_tos"], ["z@move.test"])
+        wait_for(lambda: len(home.messages()) == 1, timeout=20)
+        self.assertIn("Undelivered", home.messages()[0]["subject"])
+        wait_for(lambda: [x[0] for x in states(r)] == ["x@keep.test"], timeout=20)
+        self.assertIn("event=reroute", r.log())
+
     def test_restart_mid_delivery_loses_nothing(self):
         a = start_sink(name="a", delay_data=0.2)
         r = self.relay(f"""\
