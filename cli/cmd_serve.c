@@ -16,6 +16,7 @@
 #include "core/control.h"
 #include "core/dns.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/sched.h"
 #include "core/server.h"
 #include "core/store.h"
@@ -38,6 +39,7 @@ struct serve {
     struct store *store;
     struct store *reader; /* bodies for delivery, on a read-only handle */
     struct dns *dns;
+    struct metrics *metrics;
     struct sched *sched;
     struct control *control; /* the control socket (SPEC §6) */
     unsigned stopping_parts; /* server and scheduler still stopping */
@@ -80,6 +82,8 @@ on_stopped(void *arg)
     uv_close((uv_handle_t *)&sv->sighup, NULL);
     control_close(sv->control);
     sv->control = NULL;
+    metrics_close(sv->metrics);
+    sv->metrics = NULL;
     server_free(sv->server);
     sv->server = NULL;
     store_close(sv->store);
@@ -252,7 +256,15 @@ start(struct serve *sv, struct config *c)
     }
     sv->reader = store_new(&sv->loop, ro);
     sv->sched = sched_new(&sv->loop, sc, sv->store, sv->reader, sv->dns, sv->log,
-                          server_env(sv->server)->shared);
+                          server_env(sv->server)->shared, &server_env(sv->server)->counters);
+    if (cfg->metrics_listen) {
+        sv->metrics = metrics_new(&sv->loop, sv->store, sv->server,
+                                  &server_env(sv->server)->counters);
+        if (metrics_listen(sv->metrics, cfg->metrics_listen, err, sizeof err) < 0) {
+            fprintf(stderr, "bridgehead: %s\n", err);
+            return -2;
+        }
+    }
     server_env(sv->server)->queued = on_queued;
     server_env(sv->server)->queued_arg = sv->sched;
     return start_control(sv, cfg) == 0 ? 0 : -2;

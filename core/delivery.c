@@ -13,6 +13,7 @@
 #include "core/conn.h"
 #include "core/dns.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/server.h"
 #include "core/smtp_out.h"
 #include "core/store.h"
@@ -296,6 +297,10 @@ dc_tls_done(struct conn *c, int status)
     snprintf(d->tls_version, sizeof d->tls_version, "%s", tls_conn_version(c->tls));
     snprintf(d->tls_cipher, sizeof d->tls_cipher, "%s", tls_conn_cipher(c->tls));
     snprintf(d->verify, sizeof d->verify, "%s", tls_conn_verify_result(c->tls));
+    if (status < 0)
+        d->env.counters->tls_out_failed++;
+    else
+        d->env.counters->tls_out_ok++;
     if (status < 0)
         snprintf(d->reason, sizeof d->reason, "TLS handshake with %s failed: %s",
                  d->dests[d->di].host, tls_conn_error(c->tls));

@@ -32,6 +32,7 @@ struct log;
 struct health;
 struct conn_shared;
 struct delivery;
+struct metrics_counters;
 
 /* The recipients of one message for one connector (and, on a dns route, one
  * domain). entries are leased queue entries owned by the job. */
@@ -88,6 +89,7 @@ struct delivery_env {
     struct log *log;
     struct health *health;
     struct conn_shared *shared;
+    struct metrics_counters *counters;
 };
 
 /*

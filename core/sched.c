@@ -540,13 +540,14 @@ free_conns(struct sched *s)
 
 struct sched *
 sched_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struct store *reader,
-          struct dns *dns, struct log *log, struct conn_shared *shared)
+          struct dns *dns, struct log *log, struct conn_shared *shared,
+          struct metrics_counters *counters)
 {
     struct sched *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->conf = server_conf_ref(conf);
-    s->env = (struct delivery_env){loop, store, reader, dns, log, health_new(), shared};
-    s->settle = sched_settle_new(store, log, conf);
+    s->env = (struct delivery_env){loop, store, reader, dns, log, health_new(), shared, counters};
+    s->settle = sched_settle_new(store, log, conf, counters);
     s->rng = (uint64_t)time(NULL) * 2654435761u + (uint64_t)uv_hrtime();
     build_conns(s);
     uv_timer_init(loop, &s->timer);

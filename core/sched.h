@@ -26,13 +26,14 @@ struct store;
 struct dns;
 struct log;
 struct conn_shared;
+struct metrics_counters;
 
 /* store: the storage writer; reader: a store over a read-only handle, whose
  * thread reads message bodies for delivery so that big reads never hold up a
  * group commit. */
 struct sched *sched_new(uv_loop_t *loop, struct server_conf *conf, struct store *store,
                         struct store *reader, struct dns *dns, struct log *log,
-                        struct conn_shared *shared);
+                        struct conn_shared *shared, struct metrics_counters *counters);
 void sched_set_conf(struct sched *s, struct server_conf *conf);
 /* New mail or a flush: look for due entries now. */
 void sched_kick(struct sched *s);

@@ -12,6 +12,7 @@
 #include "core/delivery.h"
 #include "core/dsn.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/server.h"
 #include "core/store.h"
 #include "routing/router.h"
@@ -47,12 +48,15 @@ struct sched_settle {
     unsigned inflight;
     uint64_t rng;
     char *spool_dir; /* the queue's folder, for DSN spools */
+    struct metrics_counters *counters;
 };
 
 struct sched_settle *
-sched_settle_new(struct store *store, struct log *log, struct server_conf *conf)
+sched_settle_new(struct store *store, struct log *log, struct server_conf *conf,
+                 struct metrics_counters *counters)
 {
     struct sched_settle *ss = xcalloc(1, sizeof *ss);
+    ss->counters = counters;
     ss->store = store;
     ss->log = log;
     ss->conf = server_conf_ref(conf);
@@ -267,8 +271,12 @@ add_dsn(struct update *u, const struct delivery_job *job, const struct dsn_rcpt 
                              .now = now, .full = e0->ret == QUEUE_RET_FULL,
                              .original = job->body ? job->body : "",
                              .original_len = job->body ? job->body_len : 0};
-    if (sched_settle_dsn_make(ss->conf, ss->log, ss->spool_dir, rep, d, n, &u->dsn[u->ndsn]))
+    if (sched_settle_dsn_make(ss->conf, ss->log, ss->spool_dir, rep, d, n, &u->dsn[u->ndsn])) {
         u->ndsn++;
+        ss->counters->dsn_created++;
+    } else {
+        ss->counters->dsn_dropped++;
+    }
 }
 
 /* ---- verdicts ----------------------------------------------------------------- */
@@ -302,6 +310,7 @@ log_attempt(struct sched_settle *ss, const struct queue_entry *e, const struct d
             const char *status, const char *reply)
 {
     struct timeval tv;
+    metrics_count_delivery(ss->counters, e->connector, status);
     gettimeofday(&tv, NULL);
     double delay = (double)tv.tv_sec + tv.tv_usec / 1e6 - (double)e->received;
     char r[600];

@@ -29,13 +29,15 @@ struct connector;
 struct delivery_job;
 struct delivery_verdict;
 struct delivery_info;
+struct metrics_counters;
 
 /* Called when a settlement is stored: the earliest next_attempt it set
  * (QUEUE_NEVER: none). */
 typedef void sched_settle_cb(void *arg, int64_t earliest);
 
 struct sched_settle *sched_settle_new(struct store *store, struct log *log,
-                                      struct server_conf *conf);
+                                      struct server_conf *conf,
+                                      struct metrics_counters *counters);
 void sched_settle_set_conf(struct sched_settle *ss, struct server_conf *conf);
 void sched_settle_free(struct sched_settle *ss);
 /* Settlements still being stored. */

@@ -369,6 +369,7 @@ on_grace_closed(uv_handle_t *h)
             free(p);
         }
     server_conf_unref(s->conf);
+    metrics_counters_fini(&s->env.counters);
     free(s->env.shared);
     free(s->env.spool_dir);
     free(s);

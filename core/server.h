@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "core/metrics.h"
+
 struct config;
 struct router;
 struct tls_server_ctx;
@@ -54,6 +56,7 @@ struct server_env {
                             server from the storage thread); UINT64_MAX: unknown */
     void (*queued)(void *arg); /* new mail is in the queue (wakes the scheduler) */
     void *queued_arg;
+    struct metrics_counters counters; /* for /metrics */
 };
 
 struct server;

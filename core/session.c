@@ -359,11 +359,13 @@ on_tls_done(struct conn *c, int status)
 {
     struct session *s = c->owner;
     if (status < 0) {
+        s->env->counters.tls_in_failed++;
         log_info(s->env->log, "event=tls_failed client=%s error=\"%s\"", s->ip,
                  tls_conn_error(c->tls));
         close_session(s, false);
         return;
     }
+    s->env->counters.tls_in_ok++;
     s->waiting = false;
     if (!s->greeted) { /* implicit TLS: the greeting goes inside it */
         if (s->conf->config->greet_delay > 0)

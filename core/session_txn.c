@@ -422,6 +422,8 @@ add_dsn(struct commit *c, int64_t now, const char **status, char **why)
                              .original_len = t->headers.len};
     if (sched_settle_dsn_make(c->conf, t->env->log, t->env->spool_dir, rep, d, nd, &c->dsn))
         c->msgs[c->nmsgs++] = c->dsn.msg;
+    else
+        t->env->counters.dsn_dropped++;
     free(d);
 }
 
@@ -437,6 +439,8 @@ commit_done(void *arg, int status)
         if (c->nmsgs > 1)
             log_info(t->env->log, "id=%s event=dsn_queued orig=%s to=<%s>", c->msgs[1].id,
                      c->msgs[0].id, c->env.sender);
+        t->env->counters.received++;
+        t->env->counters.dsn_created += c->nmsgs - 1;
         if (t->env->queued)
             t->env->queued(t->env->queued_arg);
     } else {
