@@ -42,6 +42,7 @@ struct server {
     uv_timer_t grace;
     uv_timer_t space;     /* refreshes env.free_space */
     uint64_t space_value; /* written by the storage thread, read in its done */
+    unsigned closing_timers;
     bool space_busy;
     void (*done)(void *);
     void *done_arg;
@@ -359,6 +360,8 @@ static void
 on_grace_closed(uv_handle_t *h)
 {
     struct server *s = h->data;
+    if (--s->closing_timers > 0)
+        return; /* both timers live inside s: free it after the last one */
     for (size_t i = 0; i < s->nlisteners; i++)
         free(s->listeners[i].address);
     free(s->listeners);
@@ -381,6 +384,7 @@ server_free(struct server *s)
     if (s == NULL)
         return;
     s->grace.data = s;
-    uv_close((uv_handle_t *)&s->space, NULL);
+    s->closing_timers = 2;
+    uv_close((uv_handle_t *)&s->space, on_grace_closed);
     uv_close((uv_handle_t *)&s->grace, on_grace_closed);
 }
