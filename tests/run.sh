@@ -47,6 +47,25 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     done
 fi
 
+# The fast integration suites once more against the ASan+UBSan build of the
+# binary: a memory error or a leak makes serve exit non-zero or die.
+if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/asan/bridgehead ]; then
+    for name in test_accept.py test_durability.py test_queue_cli.py test_metrics.py; do
+        t=tests/integration/$name
+        [ -x "$t" ] || continue
+        if BRIDGEHEAD=$(pwd)/build/asan/bridgehead timeout -k 10 600 "$t" \
+            >"build/asan-$name.log" 2>&1; then
+            passed=$((passed + 1))
+            echo "PASS $name (ASan binary)"
+        else
+            failed=$((failed + 1))
+            failures="$failures asan:$name"
+            echo "FAIL $name (ASan binary); its log:"
+            sed 's/^/    /' "build/asan-$name.log" | tail -60
+        fi
+    done
+fi
+
 [ -n "$failures" ] && echo "failing:$failures"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ -z "$failures" ]
