@@ -259,7 +259,7 @@ start(struct serve *sv, struct config *c)
                           server_env(sv->server)->shared, &server_env(sv->server)->counters);
     if (cfg->metrics_listen) {
         sv->metrics = metrics_new(&sv->loop, sv->store, sv->server,
-                                  &server_env(sv->server)->counters);
+                                  &server_env(sv->server)->counters, sched_health(sv->sched));
         if (metrics_listen(sv->metrics, cfg->metrics_listen, err, sizeof err) < 0) {
             fprintf(stderr, "bridgehead: %s\n", err);
             return -2;

@@ -9,6 +9,7 @@
 #include "connectors/util.h"
 #include "core/server.h"
 #include "core/store.h"
+#include "routing/health.h"
 #include "storage/queue.h"
 #include "storage/queue_admin.h"
 
@@ -20,6 +21,7 @@ struct metrics {
     struct store *store;
     struct server *srv;
     struct metrics_counters *c;
+    const struct health *health;
     unsigned open; /* the listener and client connections */
     bool closing;
 };
@@ -192,11 +194,21 @@ fsync_histogram(struct util_buf *b, struct metrics *m)
 }
 
 static void
+destination_line(const char *key, bool up, void *arg)
+{
+    util_buf_printf(arg, "bridgehead_destination_up{destination=\"%s\"} %d\n", key, up ? 1 : 0);
+}
+
+static void
 stats_done(void *arg, int status)
 {
     struct mclient *cl = arg;
     struct util_buf b = {0};
     counters(&b, cl->m);
+    if (cl->m->health) {
+        util_buf_puts(&b, "# TYPE bridgehead_destination_up gauge\n");
+        health_foreach(cl->m->health, (int64_t)time(NULL), destination_line, &b);
+    }
     fsync_histogram(&b, cl->m);
     if (status == 0)
         util_buf_append(&b, cl->out.p ? cl->out.p : "", cl->out.len);
@@ -280,9 +292,10 @@ on_connection(uv_stream_t *ls, int status)
 
 struct metrics *
 metrics_new(uv_loop_t *loop, struct store *store, struct server *srv,
-            struct metrics_counters *counters)
+            struct metrics_counters *counters, const struct health *health)
 {
     struct metrics *m = xcalloc(1, sizeof *m);
+    m->health = health;
     m->loop = loop;
     m->store = store;
     m->srv = srv;

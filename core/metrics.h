@@ -17,6 +17,7 @@
 
 struct store;
 struct server;
+struct health;
 
 struct metrics_connector {
     struct metrics_connector *next;
@@ -39,8 +40,9 @@ void metrics_counters_fini(struct metrics_counters *c);
 
 struct metrics;
 
+/* health may be NULL (no destination gauge). */
 struct metrics *metrics_new(uv_loop_t *loop, struct store *store, struct server *srv,
-                            struct metrics_counters *counters);
+                            struct metrics_counters *counters, const struct health *health);
 /* "127.0.0.1:9025" or "[::1]:9025". 0, or a negative error with err set. */
 int metrics_listen(struct metrics *m, const char *address, char *err, size_t errlen);
 void metrics_close(struct metrics *m); /* NULL is fine */

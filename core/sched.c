@@ -274,6 +274,12 @@ sched_kick(struct sched *s)
     lease(s);
 }
 
+struct health *
+sched_health(struct sched *s)
+{
+    return s->env.health;
+}
+
 /* ---- deliveries -------------------------------------------------------------- */
 
 static struct delivery_job *

@@ -37,6 +37,8 @@ struct sched *sched_new(uv_loop_t *loop, struct server_conf *conf, struct store 
 void sched_set_conf(struct sched *s, struct server_conf *conf);
 /* New mail or a flush: look for due entries now. */
 void sched_kick(struct sched *s);
+/* The destinations' health, for metrics (owned by the scheduler). */
+struct health *sched_health(struct sched *s);
 /* Stop leasing and abandon the deliveries in flight; done(arg) runs once
  * every delivery has closed. Queue work already handed to the storage writer
  * still completes: close the store after done, then sched_free. */

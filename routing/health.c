@@ -114,6 +114,15 @@ health_mark_up(struct health *h, const char *key)
 }
 
 void
+health_foreach(const struct health *h, int64_t now, health_visit_cb *cb, void *arg)
+{
+    for (int i = 0; i < HEALTH_BUCKETS; i++)
+        for (const struct health_entry *e = h->b[i]; e; e = e->next)
+            if (e->backoff || e->down || e->clear_until == 0)
+                cb(e->key, !e->down || now >= e->retry_at, arg);
+}
+
+void
 health_set_clear(struct health *h, const char *host, int64_t until)
 {
     get(h, host)->clear_until = until;

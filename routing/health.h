@@ -32,6 +32,10 @@ void health_mark_down(struct health *h, const char *key, int64_t now, uint64_t i
 /* A good EHLO (and handshake): up, backoff reset. */
 void health_mark_up(struct health *h, const char *key);
 
+/* Visit every destination seen so far: its key and whether it is up. */
+typedef void health_visit_cb(const char *key, bool up, void *arg);
+void health_foreach(const struct health *h, int64_t now, health_visit_cb *cb, void *arg);
+
 /* Opportunistic TLS failed with this host: talk in clear until until. */
 void health_set_clear(struct health *h, const char *host, int64_t until);
 bool health_clear_hold(const struct health *h, const char *host, int64_t now);

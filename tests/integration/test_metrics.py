@@ -23,6 +23,7 @@ class Metrics(unittest.TestCase):
     def test_scrape(self):
         sink = start_sink(name="m")
         mport = free_port()
+        dead = free_port()
         r = Relay(f"""\
 server:
   hostname: relay.example.org
@@ -34,6 +35,10 @@ connectors:
     address_spaces: ["*"]
     bridgeheads: ["127.0.0.1:{sink.port}"]
     tls: {{ mode: none }}
+  - name: dead
+    address_spaces: [dead.test]
+    bridgeheads: ["127.0.0.1:{dead}"]
+    tls: {{ mode: none }}
   - name: hold
     address_spaces: [held.test]
     bridgeheads: ["127.0.0.1:9"]
@@ -44,12 +49,17 @@ connectors:
             s = smtplib.SMTP("127.0.0.1", r.port, timeout=10)
             s.sendmail("a@example.org", ["x@else.test"], b"Subject: m\r\n\r\nhi\r\n")
             s.sendmail("a@example.org", ["y@held.test"], b"Subject: m\r\n\r\nhi\r\n")
+            s.sendmail("a@example.org", ["z@dead.test"], b"Subject: m\r\n\r\nhi\r\n")
             s.quit()
             sink.wait_messages(1)
             wait_for(lambda: 'status="sent"} 1' in curl(f"http://127.0.0.1:{mport}/metrics")[1])
             code, body = curl(f"http://127.0.0.1:{mport}/metrics")
             self.assertEqual(code, 200)
-            self.assertIn("bridgehead_messages_received_total 2\n", body)
+            wait_for(lambda: "bridgehead_destination_up" in curl(f"http://127.0.0.1:{mport}/metrics")[1])
+            code, body = curl(f"http://127.0.0.1:{mport}/metrics")
+            self.assertIn("bridgehead_messages_received_total 3\n", body)
+            self.assertIn(f'bridgehead_destination_up{{destination="127.0.0.1:{dead}"}} 0', body)
+            self.assertIn('bridgehead_deliveries_total{connector="dead",status="deferred"} 1', body)
             self.assertIn('bridgehead_deliveries_total{connector="out",status="sent"} 1', body)
             self.assertIn('bridgehead_queue_recipients{connector="hold",state="triggered"} 1', body)
             self.assertIn('bridgehead_commit_seconds_bucket{le="+Inf"}', body)
