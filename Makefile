@@ -125,3 +125,7 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+.PHONY: demo
+demo: all
+	sh examples/demo.sh
