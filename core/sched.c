@@ -33,6 +33,7 @@ struct sched_conn {
     unsigned active;
     struct balance_item *items;
     unsigned *bh_active; /* connections per bridgehead (by the first pick) */
+    int pending_pick;    /* a pick that was at its limit: the next job waits for it */
 };
 
 /* A delivery in flight, and the bridgehead it was started for (-1: MX). */
@@ -109,6 +110,7 @@ build_conns(struct sched *s)
         sc->items = xcalloc(sc->k->nbridgeheads ? sc->k->nbridgeheads : 1, sizeof *sc->items);
         sc->bh_active = xcalloc(sc->k->nbridgeheads ? sc->k->nbridgeheads : 1,
                                 sizeof *sc->bh_active);
+        sc->pending_pick = -1;
         for (size_t b = 0; b < sc->k->nbridgeheads; b++)
             sc->items[b].weight = sc->k->bridgeheads[b].weight;
     }
@@ -410,8 +412,8 @@ start(struct sched *s, struct sched_conn *sc, const struct delivery_dest *dests,
 }
 
 /* Smarthost: bridgeheads in balance order, the picked one first. When the
- * pick is at its max_connections the job waits (false) and the balancer's
- * state is put back, so that weights hold exactly. */
+ * pick is at its max_connections the job waits (false) and that pick is kept
+ * for the next try, so that the weights hold exactly whatever the limits. */
 static bool
 start_smarthost(struct sched *s, struct sched_conn *sc, struct delivery_job *job)
 {
@@ -419,22 +421,20 @@ start_smarthost(struct sched *s, struct sched_conn *sc, struct delivery_job *job
     size_t nb = k->nbridgeheads;
     int64_t now = (int64_t)time(NULL);
     char key[300];
-    int64_t *saved = xcalloc(nb ? nb : 1, sizeof *saved);
     for (size_t b = 0; b < nb; b++) {
         const struct connector_bridgehead *bh = &k->bridgeheads[b];
         snprintf(key, sizeof key, strchr(bh->host, ':') ? "[%s]:%u" : "%s:%u", bh->host,
                  bh->port);
         sc->items[b].up = health_is_up(s->env.health, key, now);
-        saved[b] = sc->items[b].current;
     }
-    int pick = balance_pick(sc->items, nb, k->balance, rnd, s);
+    int pick = sc->pending_pick;
+    if (pick < 0 || (size_t)pick >= nb || !sc->items[pick].up)
+        pick = balance_pick(sc->items, nb, k->balance, rnd, s);
     if (pick >= 0 && sc->bh_active[pick] >= k->max_connections) {
-        for (size_t b = 0; b < nb; b++)
-            sc->items[b].current = saved[b];
-        free(saved);
+        sc->pending_pick = pick;
         return false;
     }
-    free(saved);
+    sc->pending_pick = -1;
     size_t *order = xcalloc(nb + 1, sizeof *order);
     struct delivery_dest *dests = xcalloc(nb + 1, sizeof *dests);
     size_t n = 0;
