@@ -263,12 +263,15 @@ class Limits(unittest.TestCase):
                 held.append(r)
             r = Raw(relay.port)
             self.assertTrue(r.reply().startswith("421 4.7.0"))
+            self.assertTrue(r.closed())
+            time.sleep(0.3)  # the refused session must be gone before the next count
             for src in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
                 x = Raw(relay.port, source=src)
                 self.assertTrue(x.reply().startswith("220"))
                 held.append(x)
             x = Raw(relay.port, source="127.0.0.5")
             self.assertTrue(x.reply().startswith("421 4.7.0"))
+            self.assertTrue(x.closed())
             held[0].close()
             time.sleep(0.3)
             y = Raw(relay.port)
