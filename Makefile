@@ -129,3 +129,30 @@ clean:
 .PHONY: demo
 demo: all
 	sh examples/demo.sh
+
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c), built with clang: the
+# library sources go to build/fuzz/obj/ with fuzzer-no-link instrumentation.
+#   make fuzz-build   build build/fuzz/<name>
+#   make fuzz         build, then run each for FUZZ_SECONDS (default 60)
+FUZZ_CC    = clang
+FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=all
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=build/fuzz/%)
+FUZZ_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	sh tests/fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link \
+	    -MMD -MP -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer \
+	    -o $@ $^ $(LDLIBS)

@@ -469,6 +469,8 @@ line_step(struct smtp_in *m)
 {
     size_t used = 0;
     char *line = NULL;
+    if (m->in_off == m->in_len)
+        return false; /* nothing unread (and m->in may still be NULL) */
     enum smtp_in_line_res r = smtp_in_line_next(&m->line, m->in + m->in_off, m->in_len - m->in_off,
                                                 smtp_in_auth_active(&m->auth), &used, &line);
     m->in_off += used;
