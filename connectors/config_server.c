@@ -308,6 +308,8 @@ user_at_cmp(const void *pa, const void *pb)
 static void
 users_dups(struct config_val *v, const char *file, struct user_at *at, size_t n)
 {
+    if (n < 2)
+        return; /* nothing to compare (and at may be NULL) */
     qsort(at, n, sizeof *at, user_at_cmp);
     for (size_t i = 1, run = 0; i < n; i++) {
         if (strcmp(at[i].name, at[run].name) != 0) {
@@ -358,6 +360,7 @@ users_parse(struct config_val *v, struct config *c, char *text)
     int lineno = 0;
     struct user_at *at = NULL;
     char *line, *p = text;
+    c->nusers = 0; /* a fresh config: no users yet */
     while ((line = next_line(&p)) != NULL) {
         lineno++;
         const char *t = line + strspn(line, " \t");

@@ -69,7 +69,7 @@ domain_space_normalise(const char *in, char *out, const char **why)
     size_t len = strlen(in);
     *why = NULL;
     if (strcmp(in, "*") == 0) {
-        strcpy(out, "*");
+        memcpy(out, "*", 2);
         return 0;
     }
     if (len >= 2 && in[0] == '*' && in[1] == '.') {

@@ -145,6 +145,7 @@ add_span(struct schedule_span *v, size_t *n, int64_t from, int64_t to)
         int64_t a = from + shift, b = to + shift;
         a = a < 0 ? 0 : a;
         b = b > 2 * WEEK ? 2 * WEEK : b;
+        /* cppcheck-suppress knownConditionTrueFalse ; false positive: a and b are any int64 */
         if (a < b)
             v[(*n)++] = (struct schedule_span){a, b};
     }

@@ -149,12 +149,11 @@ static int
 tcp_query(struct xchg *x, size_t i)
 {
     uint8_t hdr[2];
-    int fd = tcp_connect(x, &x->servers[i]), rc = BH_EIO;
+    int fd = tcp_connect(x, &x->servers[i]);
     if (fd >= 0 && tcp_io(x, fd, x->q, x->qlen + 2, true) == 0 &&
         tcp_io(x, fd, hdr, 2, false) == 0) {
         size_t len = (size_t)hdr[0] << 8 | hdr[1];
-        rc = tcp_io(x, fd, x->buf, len, false);
-        if (rc == 0) {
+        if (tcp_io(x, fd, x->buf, len, false) == 0) {
             close(fd);
             return judge(x, i, len, true);
         }
@@ -268,6 +267,10 @@ static int
 udp_rounds(struct xchg *x)
 {
     size_t n = x->n, total = n * DNS_QUERY_TRIES, sent = 0;
+    if (n == 0) {
+        x->why = "no name servers";
+        return BH_EAGAIN;
+    }
     uint64_t now = now_ms(), interval = DNS_QUERY_TIMEOUT_MS / total, next = now;
     x->deadline = now + DNS_QUERY_TIMEOUT_MS;
     for (;;) {

@@ -271,7 +271,10 @@ static int
 read_answers(const struct scan *s, const char *qname, uint16_t qtype, struct dns_wire_answer *out)
 {
     char cur[DNS_WIRE_NAME_MAX + 1], next[DNS_WIRE_NAME_MAX + 1];
-    strcpy(cur, qname);
+    size_t qlen = strlen(qname);
+    if (qlen >= sizeof cur)
+        return BH_EINVAL;
+    memcpy(cur, qname, qlen + 1);
     for (unsigned hops = 0;; hops++) {
         int r = find_cname(s, cur, next);
         if (r < 0)
@@ -280,7 +283,7 @@ read_answers(const struct scan *s, const char *qname, uint16_t qtype, struct dns
             break;
         if (hops == DNS_WIRE_CNAME_MAX)
             return BH_EINVAL; /* too long, or a loop */
-        strcpy(cur, next);
+        memcpy(cur, next, sizeof cur);
     }
     return collect(s, cur, qtype, out);
 }

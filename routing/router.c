@@ -86,7 +86,7 @@ static void
 sanitise(char *out, size_t outsz, const char *s, size_t max)
 {
     size_t n = 0, i = 0;
-    for (; s[i] != '\0' && i < max && n + 1 < outsz; i++) {
+    for (; i < max && s[i] != '\0' && n + 1 < outsz; i++) {
         unsigned char ch = (unsigned char)s[i];
         out[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
     }

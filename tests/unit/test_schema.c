@@ -41,9 +41,13 @@ static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof *fx);
-    strcpy(fx->dir, "/tmp/bh-schema-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL)
+    if (fx == NULL)
         return -1;
+    strcpy(fx->dir, "/tmp/bh-schema-XXXXXX");
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
+        return -1;
+    }
     fx->path = xasprintf("%s/queue.db", fx->dir);
     *state = fx;
     return 0;
@@ -174,6 +178,7 @@ test_migrate_v1(void **state)
     assert_string_equal(e.id, "AAAAAAAAAAAAAAAA");
     assert_string_equal(e.rcpt, "x@y.org");
     assert_false(e.warned);
+    assert_false(e.ignore_schedule);
     assert_int_equal(e.priority, 2);
     queue_entry_fini(&e);
     char *body;
@@ -182,10 +187,11 @@ test_migrate_v1(void **state)
     assert_memory_equal(body, "hello", 5);
     free(body);
     queue_close(q);
-    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), SCHEMA_VERSION);
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE"
                                        " name = 'entries_due_conn'"),
                      1);
+    assert_int_equal(sql_int(fx->path, "SELECT ignore_schedule FROM entries"), 0);
 }
 
 static void

@@ -401,6 +401,7 @@ test_tzif_corrupt(void **state)
     MUTATE(buf[v2 + 18 + 5] = 4, "local time type");        /* desigidx >= charcnt */
     MUTATE(buf[len - 4] = '\n', "TZ rule");                 /* footer "CE" */
     MUTATE(buf[len - 2] = 1, "footer");                     /* control character */
+    /* cppcheck-suppress redundantInitialization ; the macro's l = len is the default */
     MUTATE(l = len - 1, "footer");                          /* unterminated */
     MUTATE(buf[v2 + 34] = 'x', "footer");                   /* no leading newline */
 #undef MUTATE
