@@ -26,6 +26,7 @@ struct op {
     int64_t next;
     char *reply;
     bool count;
+    bool retrigger; /* OP_DEFER: then wait for the next trigger */
     enum queue_state state;
     char id[QUEUE_ID_LEN + 1];
 };
@@ -39,6 +40,7 @@ struct update {
     int64_t earliest;
     sched_settle_cb *cb;
     void *arg;
+    struct update *next; /* in sched_settle.failed */
 };
 
 struct sched_settle {
@@ -49,6 +51,14 @@ struct sched_settle {
     uint64_t rng;
     char *spool_dir; /* the queue's folder, for DSN spools */
     struct metrics_counters *counters;
+    bool retrigger; /* temporary failures wait for the next trigger (ATRN) */
+    /* Settlements the storage refused (disk full, read-only, I/O error):
+     * kept whole for sched_settle_retry(), since their entries stay
+     * delivering in the queue and nothing else would ever move them. */
+    struct update *failed;
+    unsigned nfailed;
+    void (*on_failed)(void *);
+    void *on_failed_arg;
 };
 
 struct sched_settle *
@@ -76,10 +86,24 @@ sched_settle_set_conf(struct sched_settle *ss, struct server_conf *conf)
 }
 
 void
+sched_settle_retrigger(struct sched_settle *ss, bool on)
+{
+    ss->retrigger = on;
+}
+
+static void update_free(struct update *u);
+
+void
 sched_settle_free(struct sched_settle *ss)
 {
     if (ss == NULL)
         return;
+    /* Still failed: their entries stay delivering, recovered at start. */
+    while (ss->failed) {
+        struct update *u = ss->failed;
+        ss->failed = u->next;
+        update_free(u);
+    }
     server_conf_unref(ss->conf);
     free(ss->spool_dir);
     free(ss);
@@ -117,8 +141,12 @@ apply(struct queue *q, const struct op *o)
         return queue_complete(q, o->entry);
     case OP_BOUNCE:
         return queue_bounce(q, o->entry);
-    case OP_DEFER:
-        return queue_defer(q, o->entry, o->next, o->reply, o->count);
+    case OP_DEFER: {
+        int rc = queue_defer(q, o->entry, o->next, o->reply, o->count);
+        if (rc == 0 && o->retrigger) /* reply and attempts kept, then wait */
+            rc = queue_set_state(q, o->entry, QUEUE_TRIGGERED, QUEUE_NEVER);
+        return rc;
+    }
     case OP_STATE:
         return queue_set_state(q, o->entry, o->state, o->next);
     case OP_WARNED:
@@ -155,25 +183,51 @@ update_run(struct queue *q, void *arg)
 }
 
 static void
+update_free(struct update *u)
+{
+    for (size_t i = 0; i < u->ndsn; i++)
+        sched_settle_dsn_fini(&u->dsn[i]);
+    for (size_t i = 0; i < u->nops; i++)
+        free(u->ops[i].reply);
+    free(u->ops);
+    free(u);
+}
+
+/* A storage fault that may clear (full, read-only, I/O, locked): worth a retry. */
+static bool
+transient(int status)
+{
+    return status == BH_ENOSPC || status == BH_EIO || status == BH_EBUSY;
+}
+
+static void
 update_done(void *arg, int status)
 {
     struct update *u = arg;
     struct sched_settle *ss = u->ss;
-    if (status < 0)
-        log_error(ss->log, "event=settle_failed error=\"%s\"", uv_strerror(status));
-    for (size_t i = 0; i < u->ndsn; i++) {
-        if (status == 0)
-            log_info(ss->log, "id=%s event=dsn_queued to=<%s> connector=%s", u->dsn[i].msg.id,
-                     u->dsn[i].to, u->dsn[i].connector);
-        sched_settle_dsn_fini(&u->dsn[i]);
-    }
-    for (size_t i = 0; i < u->nops; i++)
-        free(u->ops[i].reply);
-    free(u->ops);
     ss->inflight--;
-    if (u->cb)
-        u->cb(u->arg, status == 0 ? u->earliest : QUEUE_NEVER);
-    free(u);
+    if (status < 0)
+        log_error(ss->log, "event=settle_failed error=\"%s\" nops=%zu retry=%s",
+                  uv_strerror(status), u->nops, transient(status) ? "yes" : "no");
+    for (size_t i = 0; status == 0 && i < u->ndsn; i++)
+        log_info(ss->log, "id=%s event=dsn_queued to=<%s> connector=%s", u->dsn[i].msg.id,
+                 u->dsn[i].to, u->dsn[i].connector);
+    /* The callback may free ss (an ATRN session ending): it comes last. */
+    sched_settle_cb *cb = u->cb;
+    void *cb_arg = u->arg;
+    int64_t earliest = status == 0 ? u->earliest : QUEUE_NEVER;
+    if (status < 0 && transient(status)) {
+        u->cb = NULL; /* told once; the retry's result shows in the queue */
+        u->next = ss->failed;
+        ss->failed = u;
+        ss->nfailed++;
+        if (ss->on_failed)
+            ss->on_failed(ss->on_failed_arg);
+    } else {
+        update_free(u);
+    }
+    if (cb)
+        cb(cb_arg, earliest);
 }
 
 static struct update *
@@ -193,6 +247,28 @@ update_submit(struct update *u)
 {
     u->ss->inflight++;
     store_call(u->ss->store, update_run, update_done, u);
+}
+
+void
+sched_settle_on_failed(struct sched_settle *ss, void (*fn)(void *), void *arg)
+{
+    ss->on_failed = fn;
+    ss->on_failed_arg = arg;
+}
+
+unsigned
+sched_settle_retry(struct sched_settle *ss)
+{
+    unsigned n = ss->nfailed;
+    struct update *u = ss->failed;
+    ss->failed = NULL;
+    ss->nfailed = 0;
+    while (u) {
+        struct update *next = u->next;
+        update_submit(u);
+        u = next;
+    }
+    return n;
 }
 
 static struct op *
@@ -362,7 +438,8 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     o->next = v->counts ? now + backoff(u->ss, e->attempts) : (v->retry_at > now ? v->retry_at
                                                                                 : now + 1);
     o->reply = xstrdup(reply);
-    if (o->next < u->earliest)
+    o->retrigger = u->ss->retrigger;
+    if (o->next < u->earliest && !o->retrigger)
         u->earliest = o->next;
     log_attempt(u->ss, e, info, "deferred", reply);
     if (c->delay_warning > 0 && !e->warned && now - e->received >= (int64_t)c->delay_warning &&
@@ -438,15 +515,30 @@ sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job, const
     free(v);
 }
 
-void
-sched_settle_scheduled(struct sched_settle *ss, struct delivery_job *job, int64_t next)
+/* The whole job back to a waiting state, no attempt made. */
+static void
+set_state_all(struct sched_settle *ss, struct delivery_job *job, enum queue_state state,
+              int64_t next, sched_settle_cb *cb, void *arg)
 {
-    struct update *u = update_new(ss, job->n, NULL, NULL);
+    struct update *u = update_new(ss, job->n, cb, arg);
     for (size_t i = 0; i < job->n; i++) {
         struct op *o = add_op(u, OP_STATE, job->entries[i].entry);
-        o->state = QUEUE_SCHEDULED;
+        o->state = state;
         o->next = next;
     }
     update_submit(u);
     delivery_job_free(job);
+}
+
+void
+sched_settle_scheduled(struct sched_settle *ss, struct delivery_job *job, int64_t next)
+{
+    set_state_all(ss, job, QUEUE_SCHEDULED, next, NULL, NULL);
+}
+
+void
+sched_settle_triggered(struct sched_settle *ss, struct delivery_job *job, sched_settle_cb *cb,
+                       void *arg)
+{
+    set_state_all(ss, job, QUEUE_TRIGGERED, QUEUE_NEVER, cb, arg);
 }

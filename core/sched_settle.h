@@ -42,6 +42,17 @@ void sched_settle_set_conf(struct sched_settle *ss, struct server_conf *conf);
 void sched_settle_free(struct sched_settle *ss);
 /* Settlements still being stored. */
 unsigned sched_settle_inflight(const struct sched_settle *ss);
+/*
+ * A settlement the storage refused with a fault that may clear (disk full,
+ * read-only file, I/O error) leaves its entries delivering in the queue:
+ * it is kept whole (updates and DSNs), fn(arg) is called, and
+ * sched_settle_retry() submits every kept settlement again (their
+ * callbacks are not called again). Returns how many were resubmitted.
+ * Those still kept at sched_settle_free() are dropped: their entries stay
+ * delivering and are recovered at the next start.
+ */
+void sched_settle_on_failed(struct sched_settle *ss, void (*fn)(void *), void *arg);
+unsigned sched_settle_retry(struct sched_settle *ss);
 
 void sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
                       const struct delivery_verdict *v, const struct delivery_info *info,
@@ -53,6 +64,15 @@ void sched_settle_defer_all(struct sched_settle *ss, struct delivery_job *job, i
 void sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job,
                              const char *status, const char *reason);
 void sched_settle_scheduled(struct sched_settle *ss, struct delivery_job *job, int64_t next);
+/* The whole job back to state triggered, untried (an ATRN session that
+ * ended before it); cb as for sched_settle_job (may be NULL). */
+void sched_settle_triggered(struct sched_settle *ss, struct delivery_job *job, sched_settle_cb *cb,
+                            void *arg);
+/* on: temporary failures settled from now on wait in state triggered for
+ * the next trigger (SPEC §4), keeping their reply and attempt count,
+ * instead of being deferred with backoff. For ATRN's turnaround, whose
+ * recipients must not go out through the connector's own route. */
+void sched_settle_retrigger(struct sched_settle *ss, bool on);
 
 /* A DSN ready for queue_commit: msg points into the rest. */
 struct sched_settle_dsn {

@@ -48,6 +48,7 @@ void server_conf_unref(struct server_conf *sc);
 struct server_env {
     uv_loop_t *loop;
     struct store *store;
+    struct store *reader; /* read-only handle for message bodies (ATRN); NULL: use store */
     struct log *log;
     struct conn_shared *shared;
     char *spool_dir;

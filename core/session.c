@@ -8,6 +8,7 @@
 
 #include "connectors/config.h"
 #include "connectors/util.h"
+#include "core/atrn_client.h"
 #include "core/conn.h"
 #include "core/etrn.h"
 #include "core/log.h"
@@ -15,6 +16,10 @@
 #include "core/session_txn.h"
 #include "core/smtp_in.h"
 #include "core/tls.h"
+
+/* Replies waiting beyond what the kernel took: above this the client is not
+ * reading, and it is not read either (memory stays bounded). */
+#define WRITE_HIGH (64 * 1024)
 
 struct session {
     struct conn conn; /* first: the conn's handle is the session's */
@@ -26,6 +31,7 @@ struct session {
     struct session_listener kind;
     struct smtp_in *m;
     struct session_txn *txn;
+    struct atrn_client *atrn; /* an ATRN request, then its turnaround */
     struct sockaddr_storage peer;
     char ip[INET6_ADDRSTRLEN];
     bool relay_client;
@@ -34,6 +40,7 @@ struct session {
     bool closing;
     bool greeted;
     bool in_read;   /* inside on_read: do not re-enter the conn */
+    bool turned;    /* after ATRN's 250: bridgehead is the client (atrn) */
     unsigned open_handles; /* conn and timer: free when both are closed */
     unsigned auth_jobs;    /* crypt(3) checks and ETRN requests in flight */
 };
@@ -52,6 +59,12 @@ maybe_free(struct session *s)
 {
     if (s->open_handles > 0 || s->auth_jobs > 0)
         return;
+    if (s->atrn != NULL) {
+        if (atrn_client_busy(s->atrn))
+            return; /* its idle callback comes back here */
+        atrn_client_free(s->atrn);
+        s->atrn = NULL;
+    }
     server_session_closed(s->srv, s);
     session_txn_release(s->txn);
     smtp_in_free(s->m);
@@ -81,6 +94,8 @@ close_session(struct session *s, bool graceful)
     if (s->closing)
         return;
     s->closing = true;
+    if (s->atrn != NULL)
+        atrn_client_stop(s->atrn);
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
     conn_close(&s->conn, graceful);
@@ -111,7 +126,7 @@ on_deadline(uv_timer_t *t)
 static void
 arm_deadline(struct session *s)
 {
-    if (s->closing || s->in_data)
+    if (s->closing || s->in_data || s->turned)
         return;
     uv_timer_start(&s->timer, on_deadline, s->conf->config->timeout_command * 1000, 0);
 }
@@ -203,6 +218,92 @@ etrn_answer(void *owner, int code, const char *text)
     maybe_free(s);
 }
 
+/* ---- ATRN (RFC 2645): the request, then bridgehead as the client ---------- */
+
+static void
+atrn_answer(void *owner, int code, const char *text)
+{
+    struct session *s = owner;
+    if (code != 250) { /* the request is over and the client gone */
+        s->atrn = NULL;
+        answer(s, code, text);
+        return;
+    }
+    /* The 250 goes out as the server's last words; then what was read but
+     * not handled is dropped and every byte read is the peer's, as server. */
+    s->turned = true;
+    s->waiting = false;
+    smtp_in_result(s->m, code, text);
+    process(s);
+    if (s->closing)
+        return;
+    conn_discard_input(&s->conn);
+    if (!s->in_read)
+        conn_resume(&s->conn);
+}
+
+static void
+atrn_write(void *owner, const char *data, size_t len)
+{
+    send_text(owner, data, len);
+}
+
+static void
+on_atrn_timer(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    if (s->atrn != NULL)
+        atrn_client_timeout(s->atrn);
+}
+
+static void
+atrn_arm(void *owner, uint64_t ms)
+{
+    struct session *s = owner;
+    if (s->closing)
+        return;
+    if (ms == 0)
+        uv_timer_stop(&s->timer);
+    else
+        uv_timer_start(&s->timer, on_atrn_timer, ms, 0);
+}
+
+static void
+atrn_done(void *owner)
+{
+    close_session(owner, true);
+}
+
+static void
+atrn_idle(void *owner)
+{
+    maybe_free(owner);
+}
+
+static const struct atrn_client_ops atrn_ops = {atrn_answer, atrn_write, atrn_arm, atrn_done,
+                                                atrn_idle};
+
+static void
+start_atrn(struct session *s, const char *arg)
+{
+    char relay[INET6_ADDRSTRLEN + 8], text[400];
+    unsigned port = s->peer.ss_family == AF_INET6
+                        ? ntohs(((const struct sockaddr_in6 *)&s->peer)->sin6_port)
+                        : ntohs(((const struct sockaddr_in *)&s->peer)->sin_port);
+    snprintf(relay, sizeof relay, strchr(s->ip, ':') ? "[%s]:%u" : "%s:%u", s->ip, port);
+    struct atrn_client_peer p = {
+        .user = smtp_in_user(s->m),
+        .relay = relay,
+        .tls = s->conn.tls ? tls_conn_version(s->conn.tls) : NULL,
+        .cipher = s->conn.tls ? tls_conn_cipher(s->conn.tls) : NULL,
+    };
+    int code = 0;
+    s->waiting = true;
+    s->atrn = atrn_client_start(s->env, s->conf, &p, arg, &atrn_ops, s, &code, text, sizeof text);
+    if (s->atrn == NULL)
+        answer(s, code, text);
+}
+
 static void
 client_info(struct session *s, struct session_txn_client *cl)
 {
@@ -286,8 +387,8 @@ act_on(struct session *s, const struct smtp_in_action *act)
                    etrn_answer, s);
         return false;
     case SMTP_IN_ATRN:
-        smtp_in_result(s->m, 451, "4.3.0 ATRN is not available yet");
-        return true;
+        start_atrn(s, act->text);
+        return false;
     case SMTP_IN_CLOSE:
         close_session(s, true);
         return false;
@@ -312,18 +413,23 @@ on_read(struct conn *c, const char *data, size_t len)
 {
     struct session *s = c->owner;
     size_t off = 0;
+    if (s->turned) { /* the peer is the server now */
+        if (s->atrn != NULL && !s->closing)
+            atrn_client_feed(s->atrn, data, len);
+        return len;
+    }
     s->in_read = true;
     while (off < len && !s->closing) {
         size_t n = smtp_in_feed(s->m, data + off, len - off);
         off += n;
         process(s);
-        if (n == 0 || s->waiting || s->conn.paused)
+        if (n == 0 || s->waiting || s->conn.paused || s->conn.wblocked)
             break;
     }
     s->in_read = false;
     if (s->closing)
         return len;
-    if (off < len)
+    if (off < len && !s->conn.wblocked) /* the conn keeps the rest either way */
         conn_pause(&s->conn);
     return off;
 }
@@ -335,6 +441,8 @@ on_error(struct conn *c, int status)
     if (status != UV_EOF)
         log_debug(s->env->log, "event=disconnect client=%s error=\"%s\"", s->ip,
                   uv_strerror(status));
+    if (s->turned && s->atrn != NULL && !s->closing)
+        atrn_client_eof(s->atrn); /* settles the message in hand, then closes */
     close_session(s, false);
 }
 
@@ -394,6 +502,7 @@ session_new(struct server *srv, struct server_env *env, struct server_conf *conf
     s->conf = server_conf_ref(conf);
     s->kind = *l;
     conn_init(env->loop, &s->conn, env->shared, &session_ops, s);
+    s->conn.write_high = WRITE_HIGH;
     uv_timer_init(env->loop, &s->timer);
     s->timer.data = s;
     s->open_handles = 2;

@@ -577,6 +577,34 @@ test_auth_plain(void **state)
     check(&auth_tls, steps, EHLO "STARTTLS\r\n<TLS>" EHLO "AUTH PLAIN AHVzZXIAc2VjcmV0\r\n<READY>");
 }
 
+/* The ATRN turnaround (RFC 2645): TLS is on from the start, so an offered
+ * STARTTLS is never used, whatever the policy would say, and the message
+ * goes out at once. */
+static void
+test_tls_from_the_start(void **state)
+{
+    (void)state;
+    struct smtp_out_params p = plain;
+    p.tls_active = true;
+    p.starttls = SMTP_OUT_STARTTLS_IF_OFFERED;
+    const struct step steps[] = {S(GREET),
+                                 S("250-mx.contoso.com\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
+                                 MSG(&msg1),
+                                 S("250 2.1.0 ok\r\n"),
+                                 S("250 2.1.5 ok\r\n"),
+                                 S("354 go ahead\r\n"),
+                                 {BODY_LAST, "hi\r\n", NULL},
+                                 S("250 2.0.0 ok\r\n"),
+                                 {QUIT, NULL, NULL},
+                                 {END, NULL, NULL}};
+    const char *want = EHLO "<READY>MAIL FROM:<a@example.org>\r\nRCPT TO:<b@contoso.com>\r\n"
+                            "DATA\r\n<BODY>hi\r\n.\r\n<DONE 250/2.0.0[250 2.0.0 ok]><READY>"
+                            "QUIT\r\n<CLOSE ok 0 >";
+    check(&p, steps, want);
+    p.starttls = SMTP_OUT_STARTTLS_MUST; /* a MUST is met by the TLS already on */
+    check(&p, steps, want);
+}
+
 static void
 test_auth_login(void **state)
 {
@@ -1078,6 +1106,7 @@ main(void)
         cmocka_unit_test(test_starttls_handshake_failed),
         cmocka_unit_test(test_starttls_discards_plaintext),
         cmocka_unit_test(test_auth_plain),
+        cmocka_unit_test(test_tls_from_the_start),
         cmocka_unit_test(test_auth_login),
         cmocka_unit_test(test_auth_failures),
         cmocka_unit_test(test_greeting_refused),
