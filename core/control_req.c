@@ -265,6 +265,9 @@ json_entry(struct util_buf *b, const struct queue_entry *e)
     json_time(b, e->next_attempt, has_next(e));
     util_buf_puts(b, ",\"last_reply\":");
     util_buf_json_str(b, e->last_reply);
+    /* SPEC §8: the lease holder of a delivering entry; null on SQLite. */
+    util_buf_puts(b, ",\"node\":");
+    util_buf_json_str(b, e->node);
     util_buf_puts(b, "}\n");
 }
 
@@ -473,7 +476,9 @@ struct flush {
 };
 
 /* Make an entry due now. Triggered entries were waiting for this and
- * become queued; scheduled ones only with --now; held ones stay held. */
+ * become queued; scheduled ones only with --now; held ones stay held. With
+ * --now the next attempt also ignores the connector's schedule (the mark
+ * is stored, so it holds when the server starts later). */
 static bool
 flush_cb(const struct queue_entry *e, struct queue_admin_change *c, void *arg)
 {
@@ -486,6 +491,8 @@ flush_cb(const struct queue_entry *e, struct queue_admin_change *c, void *arg)
         return false;
     if (c->next_attempt > f->now)
         c->next_attempt = f->now;
+    if (f->all)
+        c->ignore_schedule = true;
     return true;
 }
 

@@ -40,14 +40,18 @@ matches(const struct etrn *e, const char *rcpt)
            util_strcasecmp(d + n - m, e->domain) == 0;
 }
 
+/* Every waiting entry of D goes: triggered, but also scheduled or deferred
+ * (a plain `queue flush` in a closed window, or a retry), since ETRN starts
+ * the domain's queue ignoring schedules. Held entries stay held. */
 static bool
 make_due(const struct queue_entry *q, struct queue_admin_change *c, void *arg)
 {
     struct etrn *e = arg;
-    if (q->state != QUEUE_TRIGGERED || !matches(e, q->rcpt))
+    if (q->held || !matches(e, q->rcpt))
         return false;
     c->state = QUEUE_QUEUED;
     c->next_attempt = e->now;
+    c->ignore_schedule = true; /* SPEC §4: ETRN ignores schedules */
     return true;
 }
 
@@ -55,7 +59,7 @@ static int
 etrn_run(struct queue *q, void *arg)
 {
     struct etrn *e = arg;
-    struct queue_admin_filter f = {.connector = e->connector, .state = QUEUE_TRIGGERED};
+    struct queue_admin_filter f = {.connector = e->connector, .state = QUEUE_STATE_ANY};
     e->changed = queue_admin_reroute(q, &f, make_due, e);
     return e->changed < 0 ? e->changed : 0;
 }
@@ -118,7 +122,7 @@ etrn_start(struct server_env *env, struct server_conf *conf, bool allowed, const
     struct etrn *e = xcalloc(1, sizeof *e);
     *e = (struct etrn){.env = env, .cb = cb, .owner = owner, .subdomains = sub,
                        .now = (int64_t)time(NULL)};
-    strcpy(e->domain, domain);
-    strcpy(e->connector, name);
+    snprintf(e->domain, sizeof e->domain, "%s", domain);
+    snprintf(e->connector, sizeof e->connector, "%s", name);
     store_call(env->store, etrn_run, etrn_done, e);
 }

@@ -115,31 +115,94 @@ respond(struct mclient *cl, int code, const char *type, const char *body, size_t
 
 /* ---- /metrics ------------------------------------------------------------ */
 
+/* The queue part of a scrape, built on the storage thread from the rows of
+ * queue_admin_stats() (sorted by connector, then state). Each metric family
+ * goes in one group of its own, as the text format asks. */
+struct qscrape {
+    int64_t now;
+    struct util_buf recipients, buckets, ages;
+    char *connector; /* whose oldest message is being looked for, NULL: none yet */
+    int64_t oldest;  /* its received time so far */
+};
+
+/* A label value: backslash, double quote and newline escaped. */
+static void
+label(struct util_buf *b, const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (*v == '\\' || *v == '"')
+            util_buf_append(b, "\\", 1);
+        if (*v == '\n')
+            util_buf_puts(b, "\\n");
+        else
+            util_buf_append(b, v, 1);
+    }
+}
+
+/* Emit the connector finished so far: now - the received time of its
+ * oldest message that still has an entry in the queue, in any state. */
+static void
+age_line(struct qscrape *qs)
+{
+    if (qs->connector == NULL)
+        return;
+    int64_t age = qs->now - qs->oldest; /* < 0 only if the clock went back */
+    util_buf_puts(&qs->ages, "bridgehead_queue_oldest_age_seconds{connector=\"");
+    label(&qs->ages, qs->connector);
+    util_buf_printf(&qs->ages, "\"} %lld\n", (long long)(age > 0 ? age : 0));
+    free(qs->connector);
+    qs->connector = NULL;
+}
+
 static int
 stat_line(const struct queue_admin_stat *st, void *arg)
 {
-    struct util_buf *b = arg;
+    struct qscrape *qs = arg;
+    const char *state = queue_state_name(st->state);
     uint64_t total = 0;
     for (int i = 0; i < QUEUE_ADMIN_AGE_BUCKETS; i++)
         total += st->count[i];
-    util_buf_printf(b, "bridgehead_queue_recipients{connector=\"%s\",state=\"%s\"} %llu\n",
-                    st->connector, queue_state_name(st->state), (unsigned long long)total);
+    util_buf_puts(&qs->recipients, "bridgehead_queue_recipients{connector=\"");
+    label(&qs->recipients, st->connector);
+    util_buf_printf(&qs->recipients, "\",state=\"%s\"} %llu\n", state, (unsigned long long)total);
     for (int i = QUEUE_ADMIN_AGE_BUCKETS - 1; i >= 0; i--)
         if (st->count[i]) {
-            util_buf_printf(b, "bridgehead_queue_oldest_bucket{connector=\"%s\",state=\"%s\","
-                               "bucket=\"%s\"} 1\n", st->connector, queue_state_name(st->state),
+            util_buf_puts(&qs->buckets, "bridgehead_queue_oldest_bucket{connector=\"");
+            label(&qs->buckets, st->connector);
+            util_buf_printf(&qs->buckets, "\",state=\"%s\",bucket=\"%s\"} 1\n", state,
                             queue_admin_age_bucket_name(i));
             break;
         }
+    if (qs->connector != NULL && strcmp(qs->connector, st->connector) != 0)
+        age_line(qs);
+    if (qs->connector == NULL) {
+        qs->connector = xstrdup(st->connector);
+        qs->oldest = st->oldest_received;
+    } else if (st->oldest_received < qs->oldest) {
+        qs->oldest = st->oldest_received;
+    }
     return 0;
+}
+
+static void
+family(struct util_buf *out, const char *name, struct util_buf *lines)
+{
+    util_buf_printf(out, "# TYPE %s gauge\n", name);
+    util_buf_append(out, lines->p ? lines->p : "", lines->len);
+    util_buf_fini(lines);
 }
 
 static int
 stats_run(struct queue *q, void *arg)
 {
     struct mclient *cl = arg;
-    util_buf_puts(&cl->out, "# TYPE bridgehead_queue_recipients gauge\n");
-    return queue_admin_stats(q, (int64_t)time(NULL), stat_line, &cl->out);
+    struct qscrape qs = {.now = (int64_t)time(NULL)};
+    int rc = queue_admin_stats(q, qs.now, stat_line, &qs);
+    age_line(&qs);
+    family(&cl->out, "bridgehead_queue_recipients", &qs.recipients);
+    family(&cl->out, "bridgehead_queue_oldest_bucket", &qs.buckets);
+    family(&cl->out, "bridgehead_queue_oldest_age_seconds", &qs.ages);
+    return rc;
 }
 
 static void
@@ -188,6 +251,7 @@ fsync_histogram(struct util_buf *b, struct metrics *m)
                             store_latency_bounds[i], (unsigned long long)cum);
     }
     util_buf_printf(b, "bridgehead_commit_seconds_sum %.6f\nbridgehead_commit_seconds_count %llu\n"
+                       "# TYPE bridgehead_committed_messages_total counter\n"
                        "bridgehead_committed_messages_total %llu\n",
                     st.latency_sum, (unsigned long long)st.commits,
                     (unsigned long long)st.messages);
@@ -313,13 +377,16 @@ parse_address(const char *a, struct sockaddr_storage *ss)
     const char *colon = strrchr(a, ':');
     if (colon == NULL || (size_t)(colon - a) >= sizeof host)
         return UV_EINVAL;
-    int port = atoi(colon + 1);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+        return UV_EINVAL;
     if (a[0] == '[') {
         snprintf(host, sizeof host, "%.*s", (int)(colon - a - 2), a + 1);
-        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss);
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - a), a);
-    return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss);
 }
 
 int

@@ -2,7 +2,8 @@
  * metrics: Prometheus text at /metrics and a liveness answer at /healthz
  * over plain HTTP/1.0-style request/response on the libuv loop (SPEC §2
  * metrics.listen). Counters are plain fields bumped by their owners on the
- * loop thread; queue sizes are read at scrape time on the storage thread.
+ * loop thread; queue sizes, and the age of each connector's oldest queued
+ * message, are read at scrape time on the storage thread.
  *
  * Ownership: the program owns struct metrics_counters (in server_env) and
  * the struct metrics; metrics_close stops listening and frees it once its

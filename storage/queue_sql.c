@@ -9,7 +9,7 @@
 #define ENTRY_COLS                                                                                 \
     "e.eid, m.qid, e.rcpt, m.sender, e.connector, m.envid, e.orcpt, e.last_reply, e.state,"        \
     " e.held, e.attempts, e.notify, m.ret, m.priority, m.system, m.warned, m.size,"                \
-    " m.received, e.next_attempt"
+    " m.received, e.next_attempt, e.ignore_schedule"
 #define ENTRY_FROM " FROM entries e JOIN messages m ON m.mid = e.mid"
 /* The state as shown: delivering > held > the stored one. */
 #define SHOWN_STATE "(CASE WHEN e.state = 5 THEN 5 WHEN e.held THEN 4 ELSE e.state END)"
@@ -39,9 +39,10 @@ const char *const queue_sql_text[QUEUE_SQL_COUNT] = {
     [QUEUE_SQL_DEL_ORPHAN] = "DELETE FROM messages WHERE mid = ?1"
                              " AND NOT EXISTS (SELECT 1 FROM entries WHERE mid = ?1)",
     [QUEUE_SQL_DEFER] = "UPDATE entries SET state = 1, next_attempt = ?2,"
-                        " last_reply = coalesce(?3, last_reply), attempts = attempts + ?4"
-                        " WHERE eid = ?1",
-    [QUEUE_SQL_SET_STATE] = "UPDATE entries SET state = ?2, next_attempt = ?3 WHERE eid = ?1",
+                        " last_reply = coalesce(?3, last_reply), attempts = attempts + ?4,"
+                        " ignore_schedule = (ignore_schedule AND ?4 = 0) WHERE eid = ?1",
+    [QUEUE_SQL_SET_STATE] = "UPDATE entries SET state = ?2, next_attempt = ?3,"
+                            " ignore_schedule = (ignore_schedule AND ?2 < 2) WHERE eid = ?1",
     [QUEUE_SQL_SET_HELD] = "UPDATE entries SET held = 1 WHERE eid = ?1",
     [QUEUE_SQL_WARNED] = "UPDATE messages SET warned = 1 WHERE qid = ?1",
     [QUEUE_SQL_RECOVER] = "UPDATE entries SET state = 0 WHERE state = 5",
@@ -58,10 +59,10 @@ const char *const queue_sql_text[QUEUE_SQL_COUNT] = {
                         " WHEN ?1 - m.received < 1200 THEN 2 WHEN ?1 - m.received < 2400 THEN 3"
                         " WHEN ?1 - m.received < 4800 THEN 4 WHEN ?1 - m.received < 9600 THEN 5"
                         " WHEN ?1 - m.received < 19200 THEN 6 WHEN ?1 - m.received < 38400 THEN 7"
-                        " WHEN ?1 - m.received < 76800 THEN 8 ELSE 9 END, count(*)" ENTRY_FROM
-                        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                        " WHEN ?1 - m.received < 76800 THEN 8 ELSE 9 END, count(*),"
+                        " min(m.received)" ENTRY_FROM " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     [QUEUE_SQL_CHANGE] = "UPDATE entries SET connector = ?2, state = ?3, next_attempt = ?4,"
-                         " held = (held OR ?5) WHERE eid = ?1",
+                         " held = (held OR ?5), ignore_schedule = ?6 WHERE eid = ?1",
 };
 
 void
@@ -119,6 +120,7 @@ queue_sql_entry(sqlite3_stmt *s, struct queue_entry *e, enum queue_state *stored
                : e->held                 ? QUEUE_HELD
                                          : (enum queue_state)state;
     e->next_attempt = (e->state == QUEUE_HELD || e->state == QUEUE_TRIGGERED) ? QUEUE_NEVER : next;
+    e->ignore_schedule = sqlite3_column_int(s, 19) != 0;
     if (stored != NULL)
         *stored = (enum queue_state)state;
     if (stored_next != NULL)

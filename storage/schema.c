@@ -43,6 +43,8 @@ static const char *const steps[SCHEMA_VERSION] = {
     "CREATE INDEX entries_due_conn ON entries(connector, next_attempt)"
     " WHERE state < 3 AND held = 0;"
     "CREATE INDEX entries_delivering ON entries(state) WHERE state = 5;",
+    /* 2 -> 3 */
+    "ALTER TABLE entries ADD COLUMN ignore_schedule INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const tables[] = {"messages", "bodies", "entries"};

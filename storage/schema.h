@@ -11,6 +11,9 @@
  *      parameters).
  *   2  messages.warned (the one delay DSN is sent), partial indexes over the
  *      entries that are due, so that leasing never scans the table.
+ *   3  entries.ignore_schedule: `queue flush --now` or ETRN made the entry
+ *      due; its next attempt goes out even if the connector's window is
+ *      closed (queue.h, queue_defer() and queue_set_state() clear it).
  *
  * Entry states are stored as the numbers of enum queue_state (queue.h),
  * except that "held" is a separate flag (entries.held) over the state it
@@ -28,7 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define SCHEMA_APPLICATION_ID 0x42484451 /* "BHDQ" */
 
 /*

@@ -387,6 +387,83 @@ class Delivery(unittest.TestCase):
         self.assertTrue(outside.cmd("ETRN branch.test").startswith("459"))
         outside.close()
 
+    def test_flush_now_and_etrn_ignore_a_closed_window(self):
+        """Plain `queue flush` keeps to the connector's window; `flush --now`
+        and ETRN deliver at once in a closed window, for the entries they
+        made due only; a direct `flush --now` holds over a restart."""
+        from bhtest import BIN, Raw
+        a = start_sink(name="a", log_connections=True)
+        self.addCleanup(a.stop)
+        # A one-hour window six hours from now: surely closed during the test.
+        t0, t1 = time.gmtime(time.time() + 6 * 3600), time.gmtime(time.time() + 7 * 3600)
+        closed = (f'schedule: {{ timezone: UTC, windows: [ {{ days: "mon-sun", '
+                  f'from: "{t0.tm_hour:02d}:{t0.tm_min:02d}", '
+                  f'to: "{t1.tm_hour:02d}:{t1.tm_min:02d}" }} ] }}')
+        r = self.relay(f"""\
+  - name: branch
+    address_spaces: ["*.branch.test"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    triggered: true
+    tls: {{ mode: none }}
+    {closed}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{a.port}"]
+    tls: {{ mode: none }}
+    {closed}
+""").start()
+
+        def queue(*args):
+            p = subprocess.run([BIN, "queue", "-c", r.config_path, *args], capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout
+
+        def state_of(rcpt):
+            return [st[1] for st in states(r) if st[0] == rcpt]
+
+        send(r, ["s1@else.test"])
+        send(r, ["e1@branch.test"])
+        send(r, ["e2@sub.branch.test"])
+        self.assertEqual([st[1] for st in states(r)], [2, 3, 3])  # scheduled, triggered
+        # Without --now the windows hold: triggered mail becomes scheduled.
+        self.assertIn("2 entries due now", queue("flush"))
+        wait_for(lambda: [st[1] for st in states(r)] == [2, 2, 2], timeout=5)
+        time.sleep(2)
+        self.assertEqual(a.events("connect"), [])
+        self.assertEqual([st[1] for st in states(r)], [2, 2, 2])
+        # --now: the scheduled entry goes at once, the other connector's stay.
+        self.assertIn("1 entry due now", queue("flush", "--connector", "out", "--now"))
+        wait_for(lambda: a.recipients() == ["s1@else.test"], timeout=3)
+        wait_for(lambda: state_of("s1@else.test") == [], timeout=3)
+        self.assertEqual(state_of("e1@branch.test"), [2])
+        # ETRN on the triggered connector: its scheduled mail (after the plain
+        # flush) and its triggered mail go at once, only for the domain asked.
+        send(r, ["e3@branch.test"])
+        self.assertEqual(state_of("e3@branch.test"), [3])
+        c = Raw(r.port)
+        self.addCleanup(c.close)
+        c.reply()
+        c.cmd("EHLO etrn.example")
+        self.assertTrue(c.cmd("ETRN branch.test").startswith("250 2.0.0"))
+        wait_for(lambda: sorted(a.recipients()[1:]) == ["e1@branch.test", "e3@branch.test"],
+                 timeout=3)
+        self.assertEqual(state_of("e2@sub.branch.test"), [2])
+        self.assertTrue(c.cmd("ETRN @branch.test").startswith("250 2.0.0"))
+        wait_for(lambda: "e2@sub.branch.test" in a.recipients(), timeout=3)
+        # The override went with those entries: new mail waits for the window.
+        send(r, ["s2@else.test"])
+        time.sleep(1.5)
+        self.assertEqual(state_of("s2@else.test"), [2])
+        self.assertEqual(len(a.recipients()), 4)
+        # With the server stopped, a direct `flush --now` is kept in the queue
+        # file: the next serve delivers at once, window closed or not.
+        self.assertEqual(r.stop(), 0)
+        self.assertIn("1 entry due now", queue("flush", "--now"))
+        r.start()
+        wait_for(lambda: "s2@else.test" in a.recipients(), timeout=3)
+        wait_for(lambda: states(r) == [], timeout=3)
+
     def test_reload_reroutes_queue(self):
         from bhtest import BIN
         home = start_sink(name="home")

@@ -15,6 +15,7 @@
 #include "connectors/util.h"
 #include "core/control_req.h"
 #include "storage/queue.h"
+#include "storage/queue_admin.h"
 
 #define NOW 1700000000 /* 2023-11-14T22:13:20Z */
 
@@ -67,12 +68,19 @@ setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof *fx);
     char err[256];
+    if (fx == NULL)
+        return -1;
     strcpy(fx->dir, "/tmp/bh-ctl-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL)
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
         return -1;
+    }
     fx->path = xasprintf("%s/queue.db", fx->dir);
-    if (queue_open(fx->path, 0, &fx->q, err, sizeof err) != 0)
+    if (queue_open(fx->path, 0, &fx->q, err, sizeof err) != 0) {
+        free(fx->path);
+        free(fx);
         return -1;
+    }
     fill(fx);
     *state = fx;
     return 0;
@@ -176,15 +184,16 @@ test_list_json(void **state)
     char *want = xasprintf(
         "{\"id\":\"%s\",\"recipient\":\"x@example.net\",\"sender\":\"a@example.org\","
         "\"connector\":\"hold\",\"state\":\"triggered\",\"attempts\":0,\"size\":100,"
-        "\"received\":\"2023-11-14T22:01:40Z\",\"next_attempt\":null,\"last_reply\":null}\n"
+        "\"received\":\"2023-11-14T22:01:40Z\",\"next_attempt\":null,\"last_reply\":null,"
+        "\"node\":null}\n"
         "{\"id\":\"%s\",\"recipient\":\"y@example.com\",\"sender\":\"a@example.org\","
         "\"connector\":\"hold\",\"state\":\"deferred\",\"attempts\":0,\"size\":100,"
         "\"received\":\"2023-11-14T22:01:40Z\",\"next_attempt\":\"2023-11-14T22:23:20Z\","
-        "\"last_reply\":null}\n"
+        "\"last_reply\":null,\"node\":null}\n"
         "{\"id\":\"%s\",\"recipient\":\"z@\\u001b[31mexample.net\",\"sender\":\"<>\","
         "\"connector\":\"sched\",\"state\":\"scheduled\",\"attempts\":0,\"size\":100,"
         "\"received\":\"2023-11-14T22:01:40Z\",\"next_attempt\":\"2023-11-14T22:14:20Z\","
-        "\"last_reply\":null}\n",
+        "\"last_reply\":null,\"node\":null}\n",
         fx->id[0], fx->id[0], fx->id[1]);
     assert_string_equal(fx->out.p, want);
     free(want);
@@ -218,6 +227,23 @@ test_show_and_unknown(void **state)
     assert_non_null(strstr(fx->err.p, "not a queue ID"));
 }
 
+static int
+count_marked(const struct queue_entry *e, void *arg)
+{
+    *(int *)arg += e->ignore_schedule;
+    return 0;
+}
+
+/* How many entries carry the mark that their next attempt ignores the
+ * connector's schedule. */
+static int
+marked(struct fx *fx)
+{
+    int n = 0;
+    assert_int_equal(queue_admin_list(fx->q, NULL, count_marked, &n), 0);
+    return n;
+}
+
 static void
 test_hold_and_flush(void **state)
 {
@@ -231,6 +257,7 @@ test_hold_and_flush(void **state)
     assert_string_equal(fx->out.p, "2 entries due now\n");
     assert_int_equal(run(fx, "list json state=queued"), 0);
     assert_non_null(strstr(fx->out.p, "\"next_attempt\":\"2023-11-14T22:13:20Z\""));
+    assert_int_equal(marked(fx), 0); /* the windows still apply */
     snprintf(line, sizeof line, "release id=%s", fx->id[1]);
     assert_int_equal(run(fx, line), 0);
     assert_int_equal(run(fx, "flush connector=sched"), 0);
@@ -239,6 +266,10 @@ test_hold_and_flush(void **state)
     assert_string_equal(fx->out.p, "1 entry due now\n");
     assert_int_equal(run(fx, "list state=scheduled"), 0);
     assert_int_equal(fx->out.len, 0);
+    assert_int_equal(marked(fx), 1); /* its attempt ignores the window */
+    assert_int_equal(run(fx, "flush now"), 0);
+    assert_string_equal(fx->out.p, "3 entries due now\n");
+    assert_int_equal(marked(fx), 3);
 }
 
 static void

@@ -15,6 +15,7 @@
 #include "connectors/util.h"
 #include "storage/queue.h"
 #include "storage/queue_admin.h"
+#include "tests/unit/queue_backend.h"
 
 #define NOW 1700000000
 
@@ -63,12 +64,19 @@ static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof *fx);
+    if (fx == NULL)
+        return -1;
     strcpy(fx->dir, "/tmp/bh-admin-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL)
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
         return -1;
+    }
     fx->path = xasprintf("%s/queue.db", fx->dir);
-    if (queue_open(fx->path, 0, &fx->q, fx->err, sizeof fx->err) != 0)
+    if (tq_open_fresh(fx->path, 0, &fx->q, fx->err, sizeof fx->err) != 0) {
+        free(fx->path);
+        free(fx);
         return -1;
+    }
     fill(fx);
     *state = fx;
     return 0;
@@ -94,6 +102,7 @@ struct seen {
         enum queue_state state;
         int64_t next_attempt;
         uint64_t size;
+        bool ignore_schedule;
     } e[16];
     int stop_after; /* 0: never */
 };
@@ -109,6 +118,7 @@ collect(const struct queue_entry *e, void *arg)
     s->e[s->n].state = e->state;
     s->e[s->n].next_attempt = e->next_attempt;
     s->e[s->n].size = e->size;
+    s->e[s->n].ignore_schedule = e->ignore_schedule;
     s->n++;
     return s->stop_after != 0 && s->n == s->stop_after ? 42 : 0;
 }
@@ -235,6 +245,7 @@ struct stat_seen {
     char conn[8][8];
     enum queue_state state[8];
     uint64_t count[8][QUEUE_ADMIN_AGE_BUCKETS];
+    int64_t oldest[8];
 };
 
 static int
@@ -244,6 +255,7 @@ stat_collect(const struct queue_admin_stat *st, void *arg)
     snprintf(s->conn[s->n], sizeof s->conn[s->n], "%s", st->connector);
     s->state[s->n] = st->state;
     memcpy(s->count[s->n], st->count, sizeof st->count);
+    s->oldest[s->n] = st->oldest_received;
     s->n++;
     return 0;
 }
@@ -264,6 +276,10 @@ test_stats(void **state)
     assert_int_equal(s.count[1][9], 1); /* 2 days: 1280m+ */
     assert_int_equal(s.state[2], QUEUE_TRIGGERED);
     assert_int_equal(s.count[2][9], 1);
+    /* The oldest message of each row, exactly (for the metrics' age gauge). */
+    assert_int_equal(s.oldest[0], NOW - 1800);
+    assert_int_equal(s.oldest[1], NOW - 2 * 86400);
+    assert_int_equal(s.oldest[2], NOW - 2 * 86400);
     assert_string_equal(queue_admin_age_bucket_name(0), "0-5m");
     assert_string_equal(queue_admin_age_bucket_name(9), "1280m+");
     assert_null(queue_admin_age_bucket_name(10));
@@ -344,6 +360,71 @@ test_reroute(void **state)
     queue_entry_fini(&e);
 }
 
+/* What `queue flush --now` and ETRN do: due now, and ignore the schedule. */
+static bool
+mark_due(const struct queue_entry *e, struct queue_admin_change *c, void *arg)
+{
+    (void)e;
+    c->state = *(const enum queue_state *)arg;
+    c->next_attempt = NOW;
+    c->ignore_schedule = true;
+    return true;
+}
+
+/* The ignore_schedule mark of message id's entries, in entry order. */
+static void
+expect_marks(struct fx *fx, const char *id, bool m0, bool m1)
+{
+    struct seen s = list(fx, NULL, QUEUE_STATE_ANY, id, 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.e[0].ignore_schedule, m0);
+    assert_int_equal(s.e[1].ignore_schedule, m1);
+}
+
+static void
+test_ignore_schedule(void **state)
+{
+    struct fx *fx = *state;
+    struct queue_entry e[2];
+    enum queue_state to = QUEUE_QUEUED;
+    struct queue_admin_filter f = {"b", QUEUE_STATE_ANY, NULL};
+    expect_marks(fx, fx->id[2], false, false);
+    assert_int_equal(queue_admin_reroute(fx->q, &f, mark_due, &to), 2);
+    expect_marks(fx, fx->id[2], true, true);
+    /* Leased with the mark, for the scheduler. */
+    assert_int_equal(queue_lease_due(fx->q, NOW, "b", 2, e), 2);
+    assert_true(e[0].ignore_schedule && e[1].ignore_schedule);
+    /* Not tried (no destination up; handed back at a reload): kept. */
+    assert_int_equal(queue_defer(fx->q, e[0].entry, NOW + 60, NULL, false), 0);
+    assert_int_equal(queue_set_state(fx->q, e[1].entry, QUEUE_QUEUED, NOW), 0);
+    expect_marks(fx, fx->id[2], true, true);
+    int64_t eid[2] = {e[0].entry, e[1].entry};
+    queue_entry_fini(&e[0]);
+    queue_entry_fini(&e[1]);
+    /* Tried, or waiting for a window again: cleared. */
+    assert_int_equal(queue_defer(fx->q, eid[0], NOW + 60, "451 later", true), 0);
+    assert_int_equal(queue_set_state(fx->q, eid[1], QUEUE_SCHEDULED, NOW + 3600), 0);
+    expect_marks(fx, fx->id[2], false, false);
+    /* Only a queued or deferred entry keeps the mark. */
+    to = QUEUE_SCHEDULED;
+    assert_int_equal(queue_admin_reroute(fx->q, &f, mark_due, &to), 2);
+    expect_marks(fx, fx->id[2], false, false);
+    to = QUEUE_TRIGGERED;
+    assert_int_equal(queue_admin_reroute(fx->q, &f, mark_due, &to), 2);
+    expect_marks(fx, fx->id[2], false, false);
+    /* A crash in delivery keeps it; so does holding. */
+    to = QUEUE_DEFERRED;
+    assert_int_equal(queue_admin_reroute(fx->q, &f, mark_due, &to), 2);
+    assert_int_equal(queue_lease_due(fx->q, NOW, "b", 2, e), 2);
+    queue_entry_fini(&e[0]);
+    queue_entry_fini(&e[1]);
+    assert_int_equal(queue_recover_delivering(fx->q), 2);
+    assert_int_equal(queue_admin_reroute(fx->q, &f, hold_all, NULL), 2);
+    expect_marks(fx, fx->id[2], true, true);
+    /* The other connector's entries were never touched. */
+    assert_false(list(fx, "a", QUEUE_STATE_ANY, NULL, 0).e[0].ignore_schedule);
+}
+
 int
 main(void)
 {
@@ -353,6 +434,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hold_release_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reroute, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ignore_schedule, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
