@@ -11,3 +11,7 @@ if [ -f bench/relay.sh ]; then
     echo "== bench/relay (bridgehead and Postfix, side by side)"
     sh bench/relay.sh
 fi
+if [ -f bench/scaleout.py ]; then
+    echo "== bench/scaleout (SQLite, PostgreSQL, two nodes on one PostgreSQL)"
+    /usr/bin/python3 bench/scaleout.py
+fi

@@ -1,12 +1,15 @@
 #include "cli/cmd.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
 #include "connectors/config.h"
+#include "connectors/connector.h"
 #include "connectors/util.h"
+#include "storage/queue.h"
 
 struct config *
 cmd_load_config(const char *path)
@@ -22,6 +25,33 @@ cmd_load_config(const char *path)
     }
     config_diags_fini(&d);
     return c;
+}
+
+void
+cmd_queue_cfg(const struct config *c, struct queue_cfg *out)
+{
+    out->backend =
+        c->backend == CONFIG_BACKEND_POSTGRES ? QUEUE_BACKEND_POSTGRES : QUEUE_BACKEND_SQLITE;
+    out->path = c->storage_path;
+    out->dsn = c->storage_dsn;
+    out->node = c->node;
+}
+
+void
+cmd_queue_exclude(const struct config *c, struct queue *q)
+{
+    const char **names = xcalloc(c->nconnectors ? c->nconnectors : 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; i < c->nconnectors; i++) {
+        const struct connector *k = &c->connectors[i];
+        bool mine = k->nsource_nodes == 0;
+        for (size_t j = 0; j < k->nsource_nodes && !mine; j++)
+            mine = strcmp(k->source_nodes[j], c->node) == 0;
+        if (!mine)
+            names[n++] = k->name;
+    }
+    queue_set_excluded(q, names, n);
+    free(names);
 }
 
 int

@@ -19,6 +19,8 @@
 #define CMD_EX_UNAVAILABLE 69
 
 struct config;
+struct queue;
+struct queue_cfg;
 
 /* argv[0] is the verb; options may come before or after operands. */
 int cmd_check(int argc, char **argv, const char *config_path);
@@ -32,6 +34,13 @@ struct config *cmd_load_config(const char *path);
 
 /* Print "bridgehead: MSG" and the verb's usage to stderr; return 64. */
 int cmd_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Where c's queue is (SPEC §8): backend, path, dsn and node, borrowed
+ * from c. */
+void cmd_queue_cfg(const struct config *c, struct queue_cfg *out);
+
+/* Tell q which connectors this node may not deliver for (source_nodes). */
+void cmd_queue_exclude(const struct config *c, struct queue *q);
 
 /* Parse "2026-11-30T10:00:00Z" or with an offset "+01:00"/"-05:00" (seconds
  * optional, fractions not allowed). 0 or BH_EINVAL. */

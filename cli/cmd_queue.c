@@ -143,6 +143,25 @@ run_print(struct queue *q, const struct control_req *r)
     return rc == 0 ? CMD_EX_OK : CMD_EX_ERROR;
 }
 
+/* postgres (SPEC §8): the database is the cluster's queue; other nodes
+ * run beside us, and row locks keep us apart, so no lock file. Changes
+ * NOTIFY the nodes. */
+static int
+direct_pg(const struct config *c, const struct control_req *r)
+{
+    struct queue *q = NULL;
+    struct queue_cfg qc;
+    char err[512];
+    int rc = CMD_EX_ERROR;
+    cmd_queue_cfg(c, &qc);
+    if (queue_open_cfg(&qc, control_req_writes(r) ? 0 : QUEUE_READONLY, &q, err, sizeof err) != 0)
+        fprintf(stderr, "bridgehead: %s\n", err);
+    else
+        rc = run_print(q, r);
+    queue_close(q);
+    return rc;
+}
+
 /* No server runs: work on the queue file. Writes take the server lock, so
  * that a server starting meanwhile cannot run beside us. */
 static int
@@ -183,7 +202,9 @@ cmd_queue(int argc, char **argv, const char *config_path)
         return CMD_EX_ERROR;
     char *sock = control_socket_path(c->storage_path);
     rc = via_server(sock, &r);
-    if (rc == NO_SERVER)
+    if (rc == NO_SERVER && c->backend == CONFIG_BACKEND_POSTGRES)
+        rc = direct_pg(c, &r);
+    else if (rc == NO_SERVER)
         rc = direct(c->storage_path, sock, &r);
     free(sock);
     config_unref(c);

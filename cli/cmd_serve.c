@@ -17,6 +17,7 @@
 #include "core/dns.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/qwake.h"
 #include "core/sched.h"
 #include "core/server.h"
 #include "core/store.h"
@@ -42,6 +43,7 @@ struct serve {
     struct metrics *metrics;
     struct sched *sched;
     struct control *control; /* the control socket (SPEC §6) */
+    struct qwake *qwake;     /* other nodes' new work (SPEC §8) */
     unsigned stopping_parts; /* server and scheduler still stopping */
     uv_signal_t sigterm, sigint, sighup;
     int lock_fd;
@@ -82,6 +84,8 @@ on_stopped(void *arg)
     uv_close((uv_handle_t *)&sv->sighup, NULL);
     control_close(sv->control);
     sv->control = NULL;
+    qwake_close(sv->qwake); /* before the store closes the queue and its fd */
+    sv->qwake = NULL;
     metrics_close(sv->metrics);
     sv->metrics = NULL;
     server_free(sv->server);
@@ -129,6 +133,22 @@ reload_diag(struct serve *sv, const struct config_diag *g, struct util_buf *erro
         util_buf_printf(errors, "%s: %s\n", g->file, g->msg);
 }
 
+/* On the storage thread: the connectors of a reloaded config that this
+ * node may not deliver for (source_nodes, SPEC §8). */
+static int
+exclude_run(struct queue *q, void *arg)
+{
+    cmd_queue_exclude(arg, q);
+    return 0;
+}
+
+static void
+exclude_done(void *arg, int status)
+{
+    (void)status;
+    config_unref(arg);
+}
+
 /* Build a new config and swap it in (SIGHUP, `bridgehead reload`): new
  * sessions and the scheduler use it. 0 when swapped; else BH_EINVAL with
  * one positioned error per line in errors, and the old config stays. */
@@ -152,6 +172,7 @@ reload_config(struct serve *sv, struct util_buf *errors)
     }
     server_set_conf(sv->server, sc);
     sched_set_conf(sv->sched, sc);
+    store_call(sv->store, exclude_run, exclude_done, config_ref(c));
     log_info(sv->log, "event=reload status=ok config=%s", sv->config_path);
     return 0;
 }
@@ -189,14 +210,20 @@ open_queue(struct serve *sv, const struct config *c, struct queue **q)
         fprintf(stderr, "bridgehead: %s\n", err);
         return -1;
     }
-    if (queue_open(c->storage_path, 0, q, err, sizeof err) < 0) {
+    struct queue_cfg qc;
+    cmd_queue_cfg(c, &qc);
+    if (queue_open_cfg(&qc, QUEUE_SERVE, q, err, sizeof err) < 0) {
         fprintf(stderr, "bridgehead: %s\n", err);
         return -1;
     }
+    cmd_queue_exclude(c, *q);
+    /* postgres: only this node's own leases (it restarted) */
     int n = queue_recover_delivering(*q);
     int s = queue_spool_cleanup(queue_folder(*q));
-    log_info(sv->log, "event=queue_open path=%s recovered=%d spool_removed=%d", c->storage_path,
-             n < 0 ? 0 : n, s < 0 ? 0 : s);
+    log_info(sv->log,
+             "event=queue_open backend=%s node=%s path=%s recovered=%d spool_removed=%d",
+             c->backend == CONFIG_BACKEND_POSTGRES ? "postgres" : "sqlite", c->node,
+             c->storage_path, n < 0 ? 0 : n, s < 0 ? 0 : s);
     return 0;
 }
 
@@ -250,11 +277,14 @@ start(struct serve *sv, struct config *c)
         return -2;
     }
     struct queue *ro = NULL;
-    if (queue_open(cfg->storage_path, QUEUE_READONLY, &ro, err, sizeof err) < 0) {
+    struct queue_cfg qc;
+    cmd_queue_cfg(cfg, &qc);
+    if (queue_open_cfg(&qc, QUEUE_READONLY, &ro, err, sizeof err) < 0) {
         fprintf(stderr, "bridgehead: %s\n", err);
         return -2;
     }
     sv->reader = store_new(&sv->loop, ro);
+    server_env(sv->server)->reader = sv->reader;
     sv->sched = sched_new(&sv->loop, sc, sv->store, sv->reader, sv->dns, sv->log,
                           server_env(sv->server)->shared, &server_env(sv->server)->counters);
     if (cfg->metrics_listen) {
@@ -267,6 +297,7 @@ start(struct serve *sv, struct config *c)
     }
     server_env(sv->server)->queued = on_queued;
     server_env(sv->server)->queued_arg = sv->sched;
+    sv->qwake = qwake_new(&sv->loop, q, on_queued, sv->sched);
     return start_control(sv, cfg) == 0 ? 0 : -2;
 }
 

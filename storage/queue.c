@@ -7,21 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "connectors/util.h"
 #include "storage/fsutil.h"
 #include "storage/qdb.h"
+#include "storage/queue_lease.h"
+#include "storage/queue_pg.h"
 #include "storage/queue_sql.h"
 
 #define CHUNK (64 * 1024) /* bytes per blob write or read */
 
 struct queue {
     struct qdb d;
+    struct queue_pg *pg; /* the postgres backend; NULL: SQLite in d */
     char *path;
     char *folder;
     long long max_pages; /* BRIDGEHEAD_TEST_MAX_PAGES, 0: unset */
+    int wake_fd;         /* SQLite with QUEUE_SERVE: an eventfd never signalled; else -1 */
 };
 
 /* ---- helpers ---- */
@@ -49,7 +54,14 @@ queue_entry_fini(struct queue_entry *e)
     free(e->envid);
     free(e->orcpt);
     free(e->last_reply);
+    free(e->node);
     memset(e, 0, sizeof *e);
+}
+
+bool
+queue_entry_lease_ok(const struct queue_entry *e)
+{
+    return e->leases == NULL || queue_leases_ok(e->leases, e->entry, e->lease_token);
 }
 
 /* ---- open, close ---- */
@@ -101,15 +113,48 @@ queue_open(const char *path, unsigned flags, struct queue **out, char *err, size
     struct queue *q = xcalloc(1, sizeof *q);
     q->path = xstrdup(path);
     q->folder = fsutil_dirname(path);
+    q->wake_fd = -1;
     int rc = read_max_pages(&q->max_pages, err, errlen);
     if (rc == 0 && !ro)
         rc = make_file(path, q->folder, err, errlen);
     if (rc == 0)
         rc = qdb_open(&q->d, path, ro, q->max_pages, queue_sql_text, QUEUE_SQL_COUNT, err, errlen);
+    if (rc == 0 && (flags & QUEUE_SERVE) != 0 &&
+        (q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        qdb_close(&q->d);
+        rc = BH_EIO;
+    }
     if (rc != 0) {
         free(q->path);
         free(q->folder);
         free(q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+int
+queue_open_cfg(const struct queue_cfg *cfg, unsigned flags, struct queue **out, char *err,
+               size_t errlen)
+{
+    if (cfg->backend != QUEUE_BACKEND_POSTGRES)
+        return queue_open(cfg->path, flags, out, err, errlen);
+    *out = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
+    struct queue *q = xcalloc(1, sizeof *q);
+    q->wake_fd = -1;
+    q->path = xstrdup(cfg->path != NULL ? cfg->path : "var/queue.db");
+    q->folder = fsutil_dirname(q->path);
+    int rc = (flags & QUEUE_READONLY) ? 0 : fsutil_mkdirs(q->folder, 0750);
+    if (rc != 0)
+        snprintf(err, errlen, "%s: cannot create folder %s", q->path, q->folder);
+    else
+        rc = queue_pg_open(cfg->dsn, cfg->node, flags, &q->pg, err, errlen);
+    if (rc != 0) {
+        queue_close(q);
         return rc;
     }
     *out = q;
@@ -121,7 +166,11 @@ queue_close(struct queue *q)
 {
     if (q == NULL)
         return;
-    qdb_close(&q->d);
+    queue_pg_close(q->pg);
+    if (q->pg == NULL)
+        qdb_close(&q->d);
+    if (q->wake_fd >= 0)
+        close(q->wake_fd);
     free(q->path);
     free(q->folder);
     free(q);
@@ -130,7 +179,38 @@ queue_close(struct queue *q)
 const char *
 queue_last_error(const struct queue *q)
 {
-    return q->d.err;
+    return q->pg != NULL ? queue_pg_last_error(q->pg) : q->d.err;
+}
+
+int
+queue_wake_fd(const struct queue *q)
+{
+    return q->pg != NULL ? queue_pg_wake_fd(q->pg) : q->wake_fd;
+}
+
+void
+queue_wake_clear(struct queue *q)
+{
+    if (q->pg != NULL)
+        queue_pg_wake_clear(q->pg);
+}
+
+int
+queue_set_excluded(struct queue *q, const char *const *connectors, size_t n)
+{
+    return q->pg != NULL ? queue_pg_set_excluded(q->pg, connectors, n) : 0;
+}
+
+uint64_t
+queue_round_trips(const struct queue *q)
+{
+    return q->pg != NULL ? queue_pg_round_trips(q->pg) : 0;
+}
+
+struct queue_pg *
+queue_pg_of(struct queue *q)
+{
+    return q->pg;
 }
 
 const char *
@@ -177,26 +257,35 @@ queue_free_space(struct queue *q, uint64_t *bytes)
 int
 queue_txn_begin(struct queue *q)
 {
+    if (q->pg != NULL)
+        return queue_pg_txn_begin(q->pg);
     return qdb_txn_begin(&q->d);
 }
 
 void
 queue_set_durable(struct queue *q, bool durable)
 {
-    if (!q->d.readonly)
+    if (q->pg != NULL)
+        queue_pg_set_durable(q->pg, durable);
+    else if (!q->d.readonly)
         qdb_exec(&q->d, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
 }
 
 int
 queue_txn_commit(struct queue *q)
 {
+    if (q->pg != NULL)
+        return queue_pg_txn_commit(q->pg);
     return qdb_txn_commit(&q->d);
 }
 
 void
 queue_txn_rollback(struct queue *q)
 {
-    qdb_txn_rollback(&q->d);
+    if (q->pg != NULL)
+        queue_pg_txn_rollback(q->pg);
+    else
+        qdb_txn_rollback(&q->d);
 }
 
 /* ---- commit ---- */
@@ -209,24 +298,34 @@ rcpt_state_ok(enum queue_state s)
 }
 
 /* Reject what would store a message we could not deliver or list. */
+int
+queue_msg_check(const struct queue_msg *m, const char **why)
+{
+    char norm[QUEUE_ID_LEN + 1];
+    *why = NULL;
+    if (queue_id_normalise(m->id, norm) != 0 || strcmp(norm, m->id) != 0)
+        *why = "bad message ID";
+    else if (m->sender == NULL || m->nrcpts == 0 || m->rcpts == NULL)
+        *why = "a message needs a sender and recipients";
+    else if (m->priority < 0 || m->priority > 2 || m->ret < QUEUE_RET_NONE ||
+             m->ret > QUEUE_RET_FULL)
+        *why = "bad priority or RET";
+    else if (m->size > INT64_MAX)
+        return *why = "message size out of range", BH_ERANGE;
+    for (size_t i = 0; *why == NULL && i < m->nrcpts; i++) {
+        const struct queue_rcpt *r = &m->rcpts[i];
+        if (r->address == NULL || r->connector == NULL || !rcpt_state_ok(r->state))
+            *why = "bad recipient";
+    }
+    return *why != NULL ? BH_EINVAL : 0;
+}
+
 static int
 check_msg(struct queue *q, const struct queue_msg *m)
 {
-    char norm[QUEUE_ID_LEN + 1];
-    if (queue_id_normalise(m->id, norm) != 0 || strcmp(norm, m->id) != 0)
-        return fail_msg(q, BH_EINVAL, "bad message ID");
-    if (m->sender == NULL || m->nrcpts == 0 || m->rcpts == NULL)
-        return fail_msg(q, BH_EINVAL, "a message needs a sender and recipients");
-    if (m->priority < 0 || m->priority > 2 || m->ret < QUEUE_RET_NONE || m->ret > QUEUE_RET_FULL)
-        return fail_msg(q, BH_EINVAL, "bad priority or RET");
-    if (m->size > INT64_MAX)
-        return fail_msg(q, BH_ERANGE, "message size out of range");
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        const struct queue_rcpt *r = &m->rcpts[i];
-        if (r->address == NULL || r->connector == NULL || !rcpt_state_ok(r->state))
-            return fail_msg(q, BH_EINVAL, "bad recipient");
-    }
-    return 0;
+    const char *why;
+    int rc = queue_msg_check(m, &why);
+    return rc != 0 ? fail_msg(q, rc, why) : 0;
 }
 
 static int
@@ -283,7 +382,7 @@ insert_body(struct queue *q, const struct queue_msg *m, int64_t mid, unsigned ch
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(s, 1, mid);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)(hlen + blen));
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)hlen + (sqlite3_int64)blen);
     if ((rc = qdb_run(&q->d, s)) != 0 || hlen + blen == 0)
         return rc;
     sqlite3_blob *b = NULL;
@@ -338,6 +437,8 @@ queue_commit(struct queue *q, const struct queue_msg *msgs, size_t n)
 {
     if (n == 0)
         return 0;
+    if (q->pg != NULL)
+        return queue_pg_commit(q->pg, msgs, n);
     int rc = qdb_begin(&q->d, true);
     if (rc != 0)
         return rc;
@@ -389,6 +490,8 @@ queue_lease_due(struct queue *q, int64_t now, const char *connector, size_t limi
     size_t n = 0;
     if (limit == 0)
         return 0;
+    if (q->pg != NULL)
+        return queue_pg_lease_due(q->pg, now, connector, limit, out);
     /* The delivering marks are not worth an fsync: a crash forgets them
      * (the WAL keeps its order) and recovery would undo them anyway. The
      * next FULL commit syncs them along. */
@@ -415,6 +518,8 @@ queue_lease_due(struct queue *q, int64_t now, const char *connector, size_t limi
 int
 queue_next_due(struct queue *q, const char *connector, int64_t *when)
 {
+    if (q->pg != NULL)
+        return queue_pg_next_due(q->pg, connector, when);
     sqlite3_stmt *s;
     int rc = prep(q, connector != NULL ? QUEUE_SQL_NEXT_CONN : QUEUE_SQL_NEXT_ANY, &s);
     if (rc != 0)
@@ -456,13 +561,13 @@ remove_entry(struct queue *q, int64_t entry)
 int
 queue_complete(struct queue *q, int64_t entry)
 {
-    return remove_entry(q, entry);
+    return q->pg != NULL ? queue_pg_remove(q->pg, entry) : remove_entry(q, entry);
 }
 
 int
 queue_bounce(struct queue *q, int64_t entry)
 {
-    return remove_entry(q, entry);
+    return q->pg != NULL ? queue_pg_remove(q->pg, entry) : remove_entry(q, entry);
 }
 
 /* Run a prepared single-row UPDATE in its own group; BH_ENOENT if it
@@ -486,6 +591,8 @@ queue_defer(struct queue *q, int64_t entry, int64_t next_attempt, const char *la
             bool count_attempt)
 {
     sqlite3_stmt *s;
+    if (q->pg != NULL)
+        return queue_pg_defer(q->pg, entry, next_attempt, last_reply, count_attempt);
     if (next_attempt == QUEUE_NEVER)
         return fail_msg(q, BH_EINVAL, "a deferred entry needs a next attempt");
     int rc = prep(q, QUEUE_SQL_DEFER, &s);
@@ -503,6 +610,8 @@ queue_set_state(struct queue *q, int64_t entry, enum queue_state state, int64_t 
 {
     sqlite3_stmt *s;
     int rc = 0;
+    if (q->pg != NULL)
+        return queue_pg_set_state(q->pg, entry, state, next_attempt);
     if (state == QUEUE_HELD) {
         rc = prep(q, QUEUE_SQL_SET_HELD, &s);
     } else if (state == QUEUE_TRIGGERED ||
@@ -527,6 +636,8 @@ queue_set_warned(struct queue *q, const char *id)
 {
     char norm[QUEUE_ID_LEN + 1];
     sqlite3_stmt *s;
+    if (q->pg != NULL)
+        return queue_pg_set_warned(q->pg, id);
     if (queue_id_normalise(id, norm) != 0)
         return fail_msg(q, BH_EINVAL, "malformed queue ID");
     int rc = prep(q, QUEUE_SQL_WARNED, &s);
@@ -539,6 +650,8 @@ queue_set_warned(struct queue *q, const char *id)
 int
 queue_recover_delivering(struct queue *q)
 {
+    if (q->pg != NULL)
+        return queue_pg_recover_delivering(q->pg);
     sqlite3_stmt *s;
     int rc = qdb_begin(&q->d, true);
     if (rc != 0)
@@ -595,6 +708,8 @@ queue_read_body_at(struct queue *q, const char *id, uint64_t off, void *buf, siz
                    size_t *got, uint64_t *total)
 {
     int64_t mid = 0, blen = 0;
+    if (q->pg != NULL)
+        return queue_pg_read_body_at(q->pg, id, off, buf, len, got, total);
     *got = 0;
     int rc = qdb_begin(&q->d, false);
     if (rc != 0)
@@ -616,6 +731,8 @@ queue_read_body(struct queue *q, const char *id, char **out, size_t *len)
 {
     int64_t mid = 0, blen = 0;
     char *buf = NULL;
+    if (q->pg != NULL)
+        return queue_pg_read_body(q->pg, id, out, len);
     *out = NULL;
     *len = 0;
     int rc = qdb_begin(&q->d, false);
@@ -627,9 +744,9 @@ queue_read_body(struct queue *q, const char *id, char **out, size_t *len)
         rc = read_blob(q, mid, 0, buf, (size_t)blen);
     }
     rc = qdb_end(&q->d, rc);
-    if (rc != 0) {
+    if (rc != 0 || buf == NULL) {
         free(buf);
-        return rc;
+        return rc != 0 ? rc : BH_EIO;
     }
     buf[blen] = '\0'; /* for the caller's convenience; len excludes it */
     *out = buf;
@@ -665,5 +782,5 @@ queue_state_parse(const char *name, enum queue_state *s)
 struct qdb *
 queue_db(struct queue *q)
 {
-    return q->d.db != NULL ? &q->d : NULL;
+    return q->pg == NULL && q->d.db != NULL ? &q->d : NULL;
 }

@@ -10,8 +10,15 @@
  * functions (list, hold, release, delete, stats) and the bulk rerouting of
  * a reload: queue_admin.h.
  *
- * The interface names no SQLite type, so that another backend (PostgreSQL,
- * SPEC §8) can sit behind the same functions without touching core/.
+ * The interface names no SQLite type: the PostgreSQL backend (SPEC §8,
+ * queue_pg.h) sits behind the same functions. queue_open_cfg() chooses the
+ * backend; every function then forwards to it. With postgres, several
+ * nodes share the queue: leases carry the node's name and expire (the
+ * lease length is 60 s, renewed every 20 s by the handle's keeper thread),
+ * complete, bounce, defer and set_state of a delivering entry succeed only
+ * for its lease holder (BH_ENOENT otherwise), and queue_entry_lease_ok()
+ * tells a delivery whether its lease still holds. The SQLite file is in WAL
+ * mode; with postgres, the 250 waits for a synchronous_commit=on commit.
  *
  * Threads and handles: a struct queue is used by one thread at a time (the
  * connection is opened without SQLite's mutex). The server opens one
@@ -51,8 +58,21 @@
 #include "storage/queue_id.h"
 #include "storage/queue_spool.h"
 
-/* Open flags. */
+/* Open flags. QUEUE_SERVE: the handle of a serving node's storage writer:
+ * with postgres it holds the node's lock, renews its leases and listens
+ * for other nodes' NOTIFYs; with either backend it has a wake-up fd. */
 #define QUEUE_READONLY 1u
+#define QUEUE_SERVE 2u
+
+enum queue_backend { QUEUE_BACKEND_SQLITE = 0, QUEUE_BACKEND_POSTGRES = 1 };
+
+/* Where the queue is. Everything is borrowed for the open call. */
+struct queue_cfg {
+    enum queue_backend backend;
+    const char *path; /* sqlite: the file; postgres: its folder holds the spools */
+    const char *dsn;  /* postgres: the libpq connection string */
+    const char *node; /* postgres: this node's name, the lease holder */
+};
 
 /* next_attempt of an entry that has none (held, triggered): JSON null. */
 #define QUEUE_NEVER INT64_MAX
@@ -80,6 +100,7 @@ enum queue_ret { QUEUE_RET_NONE = 0, QUEUE_RET_HDRS = 1, QUEUE_RET_FULL = 2 };
 #define QUEUE_NOTIFY_DELAY 8u
 
 struct queue;
+struct queue_leases;
 
 /* One recipient of a message to enqueue. */
 struct queue_rcpt {
@@ -125,9 +146,15 @@ struct queue_entry {
     int priority;
     bool system;
     bool warned; /* the message's delay DSN was sent */
+    /* Made due by `queue flush --now` or ETRN: its next attempt does not
+     * wait for the connector's window (cleared once that attempt is made). */
+    bool ignore_schedule;
     uint64_t size;
     int64_t received;
     int64_t next_attempt; /* QUEUE_NEVER for held and triggered */
+    char *node;           /* postgres: the lease holder of a delivering entry; else NULL */
+    struct queue_leases *leases; /* postgres, leased by a QUEUE_SERVE handle: where */
+    uint64_t lease_token;        /* queue_entry_lease_ok() looks; else NULL and 0 */
 };
 
 /*
@@ -140,6 +167,16 @@ struct queue_entry {
  * fill the "disk"). Returns 0 and *out, or a negative code.
  */
 int queue_open(const char *path, unsigned flags, struct queue **out, char *err, size_t errlen);
+
+/*
+ * Open the queue cfg names: sqlite as queue_open(cfg->path, ...); postgres
+ * by connecting to cfg->dsn, creating or migrating the schema (under an
+ * advisory lock), and with QUEUE_SERVE taking the node's lock (BH_EBUSY
+ * when a node of the same name runs) and starting the keeper thread. The
+ * folder of cfg->path is the queue's folder (spools) for both.
+ */
+int queue_open_cfg(const struct queue_cfg *cfg, unsigned flags, struct queue **out, char *err,
+                   size_t errlen);
 
 /* Close the handle; a transaction still open is rolled back. NULL is fine. */
 void queue_close(struct queue *q);
@@ -191,6 +228,30 @@ int queue_lease_due(struct queue *q, int64_t now, const char *connector, size_t 
 /* Release the strings of an entry filled by queue_lease_due(). */
 void queue_entry_fini(struct queue_entry *e);
 
+/* Does this node still hold the lease of a leased entry (postgres: not
+ * past its deadline by our clock, not lost in a failed renewal, not taken
+ * again)? Always true on SQLite. Any thread may call it: a delivery asks
+ * before it sends the body and abandons the session when it is false. */
+bool queue_entry_lease_ok(const struct queue_entry *e);
+
+/*
+ * The wake-up descriptor of a QUEUE_SERVE handle (-1 otherwise): it becomes
+ * readable when another node added work (postgres NOTIFY; on SQLite it is
+ * never signalled, as there is no other node). The loop watches it and
+ * calls queue_wake_clear(), then looks at the queue. Both functions may be
+ * called from any thread; they never block.
+ */
+int queue_wake_fd(const struct queue *q);
+void queue_wake_clear(struct queue *q);
+
+/* SPEC §8 source_nodes: the connectors whose entries this node must not
+ * lease (postgres; ignored on SQLite, which has one node). Copied. */
+int queue_set_excluded(struct queue *q, const char *const *connectors, size_t n);
+
+/* The backend's counter of statements sent (postgres; 0 on SQLite), for
+ * the benchmark's cost per message. */
+uint64_t queue_round_trips(const struct queue *q);
+
 /*
  * The earliest next_attempt of the entries waiting to be leased (for
  * connector, NULL: any), for the scheduler's timer. Returns 0 and *when, or
@@ -207,7 +268,8 @@ int queue_bounce(struct queue *q, int64_t entry);
 /*
  * Temporary failure: the entry becomes deferred until next_attempt, with
  * last_reply (NULL keeps the old one); count_attempt adds one to attempts
- * (not when no destination was up, SPEC §4).
+ * (not when no destination was up, SPEC §4). A counted attempt also clears
+ * ignore_schedule: the attempt it was for has been made.
  */
 int queue_defer(struct queue *q, int64_t entry, int64_t next_attempt, const char *last_reply,
                 bool count_attempt);
@@ -216,7 +278,9 @@ int queue_defer(struct queue *q, int64_t entry, int64_t next_attempt, const char
  * Put an entry in state QUEUED, DEFERRED or SCHEDULED with next_attempt, or
  * TRIGGERED (next_attempt ignored), e.g. back from delivering when a window
  * closed; or set its held flag with QUEUE_HELD (the state is kept beneath).
- * A held entry stays held whatever state it is given.
+ * A held entry stays held whatever state it is given. SCHEDULED and
+ * TRIGGERED clear ignore_schedule (the entry waits again); QUEUED and
+ * DEFERRED keep it (e.g. a job handed back untried at a reload).
  */
 int queue_set_state(struct queue *q, int64_t entry, enum queue_state state, int64_t next_attempt);
 
@@ -248,8 +312,13 @@ const char *queue_state_name(enum queue_state s);
 /* Parse a state name; returns 0 and *s, or BH_EINVAL. */
 int queue_state_parse(const char *name, enum queue_state *s);
 
-/* For the storage/ modules only (queue_admin.c): the handle's connection. */
+/* For the storage/ modules only (queue_admin.c): the handle's SQLite
+ * connection (NULL for postgres), its postgres side (NULL for SQLite), and
+ * the check of a message before it is stored (BH_EINVAL and *why). */
 struct qdb;
 struct qdb *queue_db(struct queue *q);
+struct queue_pg;
+struct queue_pg *queue_pg_of(struct queue *q);
+int queue_msg_check(const struct queue_msg *m, const char **why);
 
 #endif

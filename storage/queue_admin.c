@@ -5,6 +5,7 @@
 
 #include "connectors/util.h"
 #include "storage/qdb.h"
+#include "storage/queue_pg_admin.h"
 #include "storage/queue_sql.h"
 
 #define BATCH 128 /* entries read per statement, so no read lasts long */
@@ -132,6 +133,8 @@ int
 queue_admin_list(struct queue *q, const struct queue_admin_filter *f, queue_admin_entry_cb *cb,
                  void *arg)
 {
+    if (queue_pg_of(q) != NULL)
+        return queue_pg_admin_list(queue_pg_of(q), f, cb, arg);
     struct qdb *d = db_of(q);
     struct filt nf;
     int rc = norm_filter(d, f, &nf);
@@ -181,18 +184,24 @@ by_message(struct queue *q, const char *id, enum queue_sql_st which, int held)
 int
 queue_admin_hold(struct queue *q, const char *id)
 {
+    if (queue_pg_of(q) != NULL)
+        return queue_pg_admin_hold(queue_pg_of(q), id, true);
     return by_message(q, id, QUEUE_SQL_HOLD_MSG, 1);
 }
 
 int
 queue_admin_release(struct queue *q, const char *id)
 {
+    if (queue_pg_of(q) != NULL)
+        return queue_pg_admin_hold(queue_pg_of(q), id, false);
     return by_message(q, id, QUEUE_SQL_HOLD_MSG, 0);
 }
 
 int
 queue_admin_delete(struct queue *q, const char *id)
 {
+    if (queue_pg_of(q) != NULL)
+        return queue_pg_admin_delete(queue_pg_of(q), id);
     return by_message(q, id, QUEUE_SQL_DEL_MSG, 0);
 }
 
@@ -203,9 +212,10 @@ struct stats {
     size_t n, cap;
 };
 
-/* Add one (connector, state, bucket, count) row; rows come sorted. */
+/* Add one (connector, state, bucket, count, oldest) row; rows come sorted. */
 static void
-stats_add(struct stats *st, const char *connector, int state, int bucket, uint64_t count)
+stats_add(struct stats *st, const char *connector, int state, int bucket, uint64_t count,
+          int64_t oldest)
 {
     struct queue_admin_stat *last = st->n > 0 ? &st->v[st->n - 1] : NULL;
     if (last == NULL || strcmp(last->connector, connector) != 0 || (int)last->state != state) {
@@ -217,9 +227,12 @@ stats_add(struct stats *st, const char *connector, int state, int bucket, uint64
         memset(last, 0, sizeof *last);
         last->connector = xstrdup(connector);
         last->state = (enum queue_state)state;
+        last->oldest_received = oldest;
     }
     if (bucket >= 0 && bucket < QUEUE_ADMIN_AGE_BUCKETS)
         last->count[bucket] += count;
+    if (oldest < last->oldest_received)
+        last->oldest_received = oldest;
 }
 
 static int
@@ -235,7 +248,8 @@ stats_read(struct qdb *d, int64_t now, struct stats *st)
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
             const unsigned char *c = sqlite3_column_text(s, 0);
             stats_add(st, c != NULL ? (const char *)c : "", sqlite3_column_int(s, 1),
-                      sqlite3_column_int(s, 2), (uint64_t)sqlite3_column_int64(s, 3));
+                      sqlite3_column_int(s, 2), (uint64_t)sqlite3_column_int64(s, 3),
+                      sqlite3_column_int64(s, 4));
         }
         rc = rc == SQLITE_DONE ? 0 : qdb_fail(d, rc);
         qdb_done(s);
@@ -247,6 +261,8 @@ int
 queue_admin_stats(struct queue *q, int64_t now, queue_admin_stat_cb *cb, void *arg)
 {
     struct stats st = {0};
+    if (queue_pg_of(q) != NULL)
+        return queue_pg_admin_stats(queue_pg_of(q), now, cb, arg);
     int rc = stats_read(db_of(q), now, &st);
     for (size_t i = 0; rc == 0 && i < st.n; i++)
         rc = cb(&st.v[i], arg);
@@ -266,6 +282,7 @@ apply(struct qdb *d, int64_t entry, const struct queue_admin_change *c, enum que
     enum queue_state state = held ? stored : c->state;
     int64_t next = held ? stored_next : c->next_attempt;
     bool timed = state == QUEUE_QUEUED || state == QUEUE_DEFERRED || state == QUEUE_SCHEDULED;
+    bool ignore = c->ignore_schedule && (state == QUEUE_QUEUED || state == QUEUE_DEFERRED);
     if (c->connector == NULL || !(timed || state == QUEUE_TRIGGERED) ||
         (timed && next == QUEUE_NEVER))
         return qdb_fail_msg(d, BH_EINVAL, "bad change to an entry");
@@ -278,6 +295,7 @@ apply(struct qdb *d, int64_t entry, const struct queue_admin_change *c, enum que
     sqlite3_bind_int(s, 3, (int)state);
     queue_sql_bind_time(s, 4, state == QUEUE_TRIGGERED ? QUEUE_NEVER : next);
     sqlite3_bind_int(s, 5, held);
+    sqlite3_bind_int(s, 6, ignore);
     return qdb_run(d, s);
 }
 
@@ -286,7 +304,8 @@ reroute_batch(struct qdb *d, struct batch *b, queue_admin_reroute_cb *cb, void *
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
-        struct queue_admin_change c = {b->e[i].connector, b->stored[i], b->next[i]};
+        struct queue_admin_change c = {b->e[i].connector, b->stored[i], b->next[i],
+                                       b->e[i].ignore_schedule};
         if (!cb(&b->e[i], &c, arg))
             continue;
         rc = apply(d, b->e[i].entry, &c, b->stored[i], b->next[i]);
@@ -300,6 +319,8 @@ int
 queue_admin_reroute(struct queue *q, const struct queue_admin_filter *f, queue_admin_reroute_cb *cb,
                     void *arg)
 {
+    if (queue_pg_of(q) != NULL)
+        return queue_pg_admin_reroute(queue_pg_of(q), f, cb, arg);
     struct qdb *d = db_of(q);
     struct filt nf;
     int changed = 0;

@@ -28,11 +28,13 @@ struct queue_admin_filter {
 };
 
 /* Counts of one connector's entries in one state (as shown), by the age
- * of their message (now - received). */
+ * of their message (now - received), and the received time of the oldest
+ * of those messages. */
 struct queue_admin_stat {
     const char *connector;
     enum queue_state state;
     uint64_t count[QUEUE_ADMIN_AGE_BUCKETS];
+    int64_t oldest_received;
 };
 
 /* What the reroute callback may change in an entry. */
@@ -40,13 +42,15 @@ struct queue_admin_change {
     const char *connector;  /* must stay valid until queue_admin_reroute() returns */
     enum queue_state state; /* QUEUED, DEFERRED, SCHEDULED, TRIGGERED, or HELD (sets the flag) */
     int64_t next_attempt;   /* ignored for TRIGGERED and HELD */
+    bool ignore_schedule;   /* queue.h; stored only with QUEUED and DEFERRED */
 };
 
 /* A nonzero return stops the walk and becomes the function's result. */
 typedef int queue_admin_entry_cb(const struct queue_entry *e, void *arg);
 typedef int queue_admin_stat_cb(const struct queue_admin_stat *s, void *arg);
 /* Returns true to apply *c (pre-filled with the entry's connector, its
- * stored state beneath the held flag, and its stored next_attempt). */
+ * stored state beneath the held flag, its stored next_attempt and its
+ * ignore_schedule flag). */
 typedef bool queue_admin_reroute_cb(const struct queue_entry *e, struct queue_admin_change *c,
                                     void *arg);
 

@@ -35,7 +35,7 @@ connectors:
 """
 
 KEYS = {"id", "recipient", "sender", "connector", "state", "attempts", "size", "received",
-        "next_attempt", "last_reply"}
+        "next_attempt", "last_reply", "node"}
 BUCKETS = ["0-5m", "5-10m", "10-20m", "20-40m", "40-80m", "80-160m", "160-320m",
            "320-640m", "640-1280m", "1280m+"]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -11,15 +11,18 @@
 
 #include <cmocka.h>
 #include <ftw.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "connectors/util.h"
 #include "storage/queue.h"
 #include "storage/queue_sql.h"
+#include "tests/unit/queue_backend.h"
 
 #define NOW 1700000000
 
@@ -43,12 +46,19 @@ static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof *fx);
+    if (fx == NULL)
+        return -1;
     strcpy(fx->dir, "/tmp/bh-queue-XXXXXX");
-    if (mkdtemp(fx->dir) == NULL)
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
         return -1;
+    }
     fx->path = xasprintf("%s/queue.db", fx->dir);
-    if (queue_open(fx->path, 0, &fx->q, fx->err, sizeof fx->err) != 0)
+    if (tq_open_fresh(fx->path, 0, &fx->q, fx->err, sizeof fx->err) != 0) {
+        free(fx->path);
+        free(fx);
         return -1;
+    }
     *state = fx;
     return 0;
 }
@@ -72,6 +82,8 @@ sql_int(struct fx *fx, const char *sql)
     sqlite3 *db;
     sqlite3_stmt *st;
     long long v = -1;
+    if (tq_pg())
+        return tq_pg_int(sql);
     assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     if (sqlite3_step(st) == SQLITE_ROW)
@@ -242,6 +254,8 @@ static void
 test_full_disk(void **state)
 {
     struct fx *fx = *state;
+    if (tq_pg())
+        skip(); /* SQLite only: its page limit, its query plans */
     queue_close(fx->q);
     setenv("BRIDGEHEAD_TEST_MAX_PAGES", "60", 1);
     assert_int_equal(queue_open(fx->path, 0, &fx->q, fx->err, sizeof fx->err), 0);
@@ -440,7 +454,7 @@ test_recover(void **state)
     fini_all(e, 2);
     /* A crash: another handle (the next serve) recovers. */
     queue_close(fx->q);
-    assert_int_equal(queue_open(fx->path, 0, &fx->q, fx->err, sizeof fx->err), 0);
+    assert_int_equal(tq_open(fx->path, 0, &fx->q, fx->err, sizeof fx->err), 0);
     assert_int_equal(queue_recover_delivering(fx->q), 2);
     assert_int_equal(queue_recover_delivering(fx->q), 0);
     assert_int_equal(queue_lease_due(fx->q, NOW, NULL, 3, e), 3);
@@ -480,6 +494,8 @@ static void
 test_txn_full_disk(void **state)
 {
     struct fx *fx = *state;
+    if (tq_pg())
+        skip(); /* SQLite only: its page limit, its query plans */
     queue_close(fx->q);
     setenv("BRIDGEHEAD_TEST_MAX_PAGES", "60", 1);
     assert_int_equal(queue_open(fx->path, 0, &fx->q, fx->err, sizeof fx->err), 0);
@@ -516,7 +532,7 @@ test_readonly(void **state)
     tmsg_init(&t, "a", 1, NOW, NOW, 1);
     commit_one(fx, &t);
     struct queue *r;
-    assert_int_equal(queue_open(fx->path, QUEUE_READONLY, &r, fx->err, sizeof fx->err), 0);
+    assert_int_equal(tq_open(fx->path, QUEUE_READONLY, &r, fx->err, sizeof fx->err), 0);
     char *body;
     size_t len;
     assert_int_equal(queue_read_body(r, t.m.id, &body, &len), 0);
@@ -562,6 +578,8 @@ static void
 test_lease_plan(void **state)
 {
     struct fx *fx = *state;
+    if (tq_pg())
+        skip(); /* SQLite only: its page limit, its query plans */
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     check_plan(db, QUEUE_SQL_LEASE_ANY, "INDEX entries_due ");
@@ -573,6 +591,95 @@ test_lease_plan(void **state)
     check_plan(db, QUEUE_SQL_HOLD_MSG, "INDEX entries_mid");
     check_plan(db, QUEUE_SQL_LIST_MSG, "INDEX entries_mid");
     sqlite3_close(db);
+}
+
+/* SPEC §8, postgres only: two nodes share the queue. A leased entry is not
+ * leased again by the other node (SKIP LOCKED), only its holder may settle
+ * it, an expired lease is taken over (and the old holder's answers then
+ * fail), source_nodes keeps a node away from a connector, a second node of
+ * the same name is refused, and new mail wakes the other node. */
+static struct queue *
+open_node(struct fx *fx, const char *node, unsigned flags, int want)
+{
+    struct queue_cfg cfg = {QUEUE_BACKEND_POSTGRES, fx->path, tq_dsn(), node};
+    struct queue *q = NULL;
+    assert_int_equal(queue_open_cfg(&cfg, flags, &q, fx->err, sizeof fx->err), want);
+    return q;
+}
+
+static void
+test_pg_nodes(void **state)
+{
+    struct fx *fx = *state;
+    if (!tq_pg())
+        skip(); /* postgres only */
+    struct queue *b = open_node(fx, "other", 0, 0);
+    struct tmsg t1, t2, t3;
+    tmsg_init(&t1, "a", 1, NOW - 10, NOW - 10, 1);
+    tmsg_init(&t2, "a", 1, NOW - 5, NOW - 5, 1);
+    tmsg_init(&t3, "b", 1, NOW, NOW, 1);
+    struct queue_msg msgs[] = {t1.m, t2.m, t3.m};
+    assert_int_equal(queue_commit(fx->q, msgs, 3), 0);
+
+    struct queue_entry ea, eb;
+    assert_int_equal(queue_lease_due(fx->q, NOW, "a", 1, &ea), 1);
+    assert_string_equal(ea.id, t1.m.id);
+    assert_int_equal(queue_lease_due(b, NOW, "a", 1, &eb), 1);
+    assert_string_equal(eb.id, t2.m.id); /* not t1 again */
+    assert_string_equal(eb.node, "other");
+    /* Only the holder settles. */
+    assert_int_equal(queue_complete(b, ea.entry), BH_ENOENT);
+    assert_int_equal(queue_defer(b, ea.entry, NOW + 60, "451 x", true), BH_ENOENT);
+    assert_int_equal(queue_complete(b, eb.entry), 0);
+    queue_entry_fini(&eb);
+    /* source_nodes: b may not deliver for "b". */
+    const char *ex[] = {"b"};
+    queue_set_excluded(b, ex, 1);
+    assert_int_equal(queue_lease_due(b, NOW, NULL, 4, &eb), 0);
+    int64_t when = 0; /* not "b": when fx->q's lease on t1 runs out */
+    assert_int_equal(queue_next_due(b, NULL, &when), 0);
+    assert_true(when > (int64_t)time(NULL) + 30);
+    /* fx->q's lease expires (by the database's clock): b takes over. */
+    tq_pg_exec("UPDATE entries SET lease_until = now() - interval '1 second' WHERE state = 5");
+    assert_int_equal(queue_next_due(b, NULL, &when), 0);
+    assert_int_equal(queue_lease_due(b, NOW, NULL, 4, &eb), 1);
+    assert_int_equal(eb.entry, ea.entry);
+    assert_int_equal(queue_complete(fx->q, ea.entry), BH_ENOENT);
+    assert_int_equal(queue_set_state(fx->q, ea.entry, QUEUE_QUEUED, NOW), BH_ENOENT);
+    assert_int_equal(queue_defer(b, eb.entry, NOW + 60, "451 y", true), 0);
+    queue_entry_fini(&ea);
+    queue_entry_fini(&eb);
+    queue_close(b);
+}
+
+static void
+test_pg_serve(void **state)
+{
+    struct fx *fx = *state;
+    if (!tq_pg())
+        skip(); /* postgres only */
+    struct queue *s = open_node(fx, "srv", QUEUE_SERVE, 0);
+    assert_null(open_node(fx, "srv", QUEUE_SERVE, BH_EBUSY)); /* the node's lock */
+    assert_true(strstr(fx->err, "already running") != NULL);
+    int fd = queue_wake_fd(s);
+    assert_true(fd >= 0);
+    struct tmsg t;
+    tmsg_init(&t, "a", 1, NOW, NOW, 1);
+    commit_one(fx, &t); /* another node's commit: NOTIFY */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    queue_wake_clear(s);
+    assert_int_equal(poll(&p, 1, 0), 0);
+    /* Its own leases are watched. */
+    struct queue_entry e;
+    assert_int_equal(queue_lease_due(s, NOW, NULL, 1, &e), 1);
+    assert_true(queue_entry_lease_ok(&e));
+    assert_int_equal(queue_complete(s, e.entry), 0);
+    assert_false(queue_entry_lease_ok(&e)); /* settled: no longer held */
+    queue_entry_fini(&e);
+    queue_close(s);
+    s = open_node(fx, "srv", QUEUE_SERVE, 0); /* the lock went with the handle */
+    queue_close(s);
 }
 
 int
@@ -593,6 +700,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_txn_full_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_plan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_serve, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
