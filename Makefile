@@ -5,13 +5,15 @@
 #   make run      install missing deps, build, serve examples/run.yaml
 #   make test     install missing deps, build, run every test
 #   make bench    run the benchmarks under bench/
+#   make soak     the kill -9 crash loop, 20 cycles, plain and ASan binaries
+#   make valgrind a relay session under valgrind (make test runs it too)
 #   make install  PREFIX=/usr/local DESTDIR=
 
 VERSION    = 0.1.0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 CC        ?= cc
-PKGS       = libuv openssl sqlite3 yaml-0.1 libcrypt
+PKGS       = libuv openssl sqlite3 yaml-0.1 libcrypt libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
@@ -36,7 +38,7 @@ ACLI_OBJS := $(CLI_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
 
-.PHONY: all deps run test test-unit test-integration check-layering bench install clean
+.PHONY: all deps run test test-unit test-integration check-layering lint bench install clean
 
 all: build/bridgehead
 
@@ -74,6 +76,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory all build/asan/bridgehead $(UNIT_BINS)
 	@$(MAKE) --no-print-directory check-layering
+	@$(MAKE) --no-print-directory lint
 	@sh tests/run.sh
 
 test-unit: $(UNIT_BINS)
@@ -82,8 +85,29 @@ test-unit: $(UNIT_BINS)
 test-integration: all
 	@sh tests/run.sh integration
 
+# cppcheck and clang-tidy on the whole tree (.clang-tidy says which checks).
+lint:
+	@LINT_CFLAGS="-D_DEFAULT_SOURCE -I. $(PKG_CFLAGS)" sh tests/lint.sh
+
 check-layering:
 	@sh tests/layering.sh
+
+# The long variants of durability tests (make test runs 5 cycles):
+# CRASHLOOP_CYCLES (default 20) kill -9 cycles under load, CRASHLOOP_SEED to
+# replay a run.
+.PHONY: soak valgrind
+soak: deps
+	@$(MAKE) --no-print-directory all build/asan/bridgehead
+	CRASHLOOP_CYCLES=$${CRASHLOOP_CYCLES:-20} /usr/bin/python3 tests/integration/test_crashloop.py
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    BRIDGEHEAD=$(CURDIR)/build/asan/bridgehead CRASHLOOP_CYCLES=$${CRASHLOOP_CYCLES:-20} \
+	    /usr/bin/python3 tests/integration/test_crashloop.py
+
+# serve, queue list and queue stats under valgrind: zero errors, no
+# definitely lost block (tests/integration/test_valgrind.py).
+valgrind: deps
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 tests/integration/test_valgrind.py
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)

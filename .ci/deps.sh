@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config libuv1-dev libssl-dev libsqlite3-dev libyaml-dev
 libcmocka-dev libcrypt-dev tzdata ca-certificates openssl python3 python3-aiosmtpd
 swaks postfix dnsmasq-base e2fsprogs util-linux curl faketime man-db
-clang libclang-rt-14-dev valgrind cppcheck clang-tidy"
+clang libclang-rt-14-dev valgrind cppcheck clang-tidy postgresql libpq-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

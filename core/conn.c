@@ -27,7 +27,7 @@ on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void
 update_reading(struct conn *c)
 {
-    bool want = !c->closing && !c->eof && !c->paused && c->left_len == 0;
+    bool want = !c->closing && !c->eof && !c->paused && !c->wblocked && c->left_len == 0;
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->reading = true;
@@ -56,7 +56,7 @@ keep_left(struct conn *c, const char *data, size_t len)
 static void
 deliver(struct conn *c, const char *data, size_t len)
 {
-    if (c->paused || c->left_len > 0 || c->closing) {
+    if (c->paused || c->wblocked || c->left_len > 0 || c->closing) {
         if (!c->closing)
             keep_left(c, data, len);
         return;
@@ -75,8 +75,15 @@ on_written(uv_write_t *req, int status)
     struct write_req *w = (struct write_req *)req;
     struct conn *c = w->conn;
     free(w);
-    if (status < 0 && !c->closing)
+    if (status < 0 && !c->closing) {
         c->ops->error(c, status);
+        return;
+    }
+    if (c->wblocked && !c->closing &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= c->write_high / 2) {
+        c->wblocked = false;
+        pump(c); /* hands over what was kept and reads again */
+    }
 }
 
 static int
@@ -101,9 +108,16 @@ raw_write(struct conn *c, const char *data, size_t len)
     memcpy(w->data, data, len);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
-    if (rc < 0)
+    if (rc < 0) {
         free(w);
-    return rc;
+        return rc;
+    }
+    if (c->write_high > 0 && !c->wblocked &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > c->write_high) {
+        c->wblocked = true; /* the peer does not read: neither do we */
+        update_reading(c);
+    }
+    return 0;
 }
 
 /* Send what TLS has produced. */
@@ -138,7 +152,7 @@ step_handshake(struct conn *c)
 static void
 pump(struct conn *c)
 {
-    while (!c->paused && !c->closing) {
+    while (!c->paused && !c->wblocked && !c->closing) {
         if (c->left_len > 0) {
             char *p = c->left;
             size_t n = c->left_len;
@@ -291,6 +305,8 @@ conn_close(struct conn *c, bool graceful)
 {
     if (c->closing)
         return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
+        graceful = false; /* uv_shutdown would wait for a peer that does not read */
     if (graceful && c->tls && tls_conn_done(c->tls)) {
         tls_conn_shutdown(c->tls);
         flush_tls(c);

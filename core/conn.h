@@ -11,7 +11,10 @@
  * conn_shared), so an idle connection holds no read buffer; bytes that the
  * owner does not take are kept in a small per-conn leftover buffer until
  * conn_resume(). Writes try uv_try_write first and queue a copy only for
- * what the kernel would not take.
+ * what the kernel would not take. An owner may set write_high: while more
+ * than that waits in the write queue (a peer that sends but does not read),
+ * the conn hands over nothing and stops reading, until half of it is
+ * written.
  *
  * Loop thread only.
  */
@@ -55,6 +58,8 @@ struct conn {
     char *left;           /* bytes the owner has not taken yet */
     size_t left_len;
     bool reading, paused, closing, handshaking, eof;
+    size_t write_high; /* > 0: the write queue limit above (set after conn_init) */
+    bool wblocked;     /* over write_high: reading waits for the queue to drain */
 };
 
 /* Initialise c on loop (uv_tcp_init). 0 or a libuv error. */
@@ -76,7 +81,9 @@ int conn_write(struct conn *c, const char *data, size_t len);
 int conn_start_tls_server(struct conn *c, struct tls_server_ctx *ctx);
 int conn_start_tls_client(struct conn *c, struct tls_client_ctx *ctx, const char *sni);
 
-/* Close after queued writes are flushed (graceful) or at once. Either way
+/* Close after queued writes are flushed (graceful) or at once. A graceful
+ * close does not wait for a write queue that the kernel would not take (a
+ * peer that does not read would hold it open forever). Either way
  * ops->closed runs exactly once, later, from the loop. */
 void conn_close(struct conn *c, bool graceful);
 

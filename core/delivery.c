@@ -63,6 +63,8 @@ struct delivery {
     int64_t min_retry;
     char reason[512];
     double job_start;
+    int timer_wait;         /* the smtp_out_wait the timer runs for; -1: none */
+    unsigned timer_replies; /* smtp_out_replies() when it was started */
 };
 
 static void drive(struct delivery *d);
@@ -202,15 +204,27 @@ delivery_abort(struct delivery *d)
 
 /* ---- timers ----------------------------------------------------------------- */
 
+/* Mark the address in hand down (SPEC §4). A job that finds no other
+ * destination waits for this one's retry, instead of finding it down a
+ * second later and losing the reason from its last_reply. */
+static void
+mark_down(struct delivery *d, int64_t now)
+{
+    health_mark_down(d->env.health, d->relay, now, d->k->health_retry_initial,
+                     d->k->health_retry_max);
+    int64_t r = health_retry_at(d->env.health, d->relay, now);
+    if (d->min_retry == 0 || r < d->min_retry)
+        d->min_retry = r;
+}
+
 /* The address in hand could not be reached: mark it down (SPEC §4) and go
  * on with the next one. why is printed after "connect to ADDR: ". */
 static void
-addr_failed(struct delivery *d, const char *why, bool mark_down)
+addr_failed(struct delivery *d, const char *why, bool down)
 {
     snprintf(d->reason, sizeof d->reason, "connect to %s: %s", d->relay, why);
-    if (mark_down)
-        health_mark_down(d->env.health, d->relay, (int64_t)time(NULL),
-                         d->k->health_retry_initial, d->k->health_retry_max);
+    if (down)
+        mark_down(d, (int64_t)time(NULL));
     drop_connection(d, false);
     d->ai++;
     try_addr(d);
@@ -234,8 +248,16 @@ arm_timer(struct delivery *d)
     if (d->m == NULL || d->finishing)
         return;
     const struct connector_timeouts *t = &d->k->timeouts;
+    enum smtp_out_wait w = smtp_out_waiting(d->m);
+    unsigned replies = smtp_out_replies(d->m);
+    /* A deadline is for a whole reply: the bytes of one still coming do
+     * not restart it (a server trickling them would hold us forever). */
+    if ((int)w == d->timer_wait && replies == d->timer_replies)
+        return;
+    d->timer_wait = (int)w;
+    d->timer_replies = replies;
     uint64_t secs = 0;
-    switch (smtp_out_waiting(d->m)) {
+    switch (w) {
     case SMTP_OUT_WAIT_GREETING:
         secs = t->greeting;
         break;
@@ -345,6 +367,7 @@ on_connect(uv_connect_t *req, int status)
         .auth_pass = d->k->auth_password,
     };
     d->m = smtp_out_new(&p);
+    d->timer_wait = -1; /* the greeting's deadline replaces the connect's */
     if (d->m == NULL) {
         snprintf(d->reason, sizeof d->reason, "bad client parameters for connector %s",
                  d->k->name);
@@ -533,6 +556,9 @@ message_done(struct delivery *d, const struct smtp_out_act *act)
     free(v);
 }
 
+static bool job_leased(const struct delivery *d);
+static void lease_lost(struct delivery *d);
+
 /* The machine is idle: the job in hand, another one, or QUIT. */
 static void
 on_ready(struct delivery *d)
@@ -548,6 +574,10 @@ on_ready(struct delivery *d)
         return;
     }
     d->job_start = mono_now();
+    if (!job_leased(d)) {
+        lease_lost(d);
+        return;
+    }
     load_body(d);
 }
 
@@ -609,8 +639,7 @@ on_close(struct delivery *d, const struct smtp_out_act *act)
     if (o != SMTP_OUT_OK_QUIT)
         close_reason(d, act);
     if (marks_down(d, o))
-        health_mark_down(d->env.health, d->relay, now, d->k->health_retry_initial,
-                         d->k->health_retry_max);
+        mark_down(d, now);
     drop_connection(d, o == SMTP_OUT_OK_QUIT);
     if (!pending || d->loading) {
         finish(d);
@@ -630,6 +659,29 @@ on_close(struct delivery *d, const struct smtp_out_act *act)
     /* Not the destination's fault (protocol error, lost connection):
      * defer the job with backoff. */
     give_back_all(d, d->reason, true, 0);
+    finish(d);
+}
+
+/* SPEC §8: does this node still hold the leases of the job in hand? A node
+ * that was stalled past its lease deadline, or whose renewal failed, may
+ * see another node deliver the same recipients: it must not send the body. */
+static bool
+job_leased(const struct delivery *d)
+{
+    for (size_t i = 0; i < d->job->n; i++)
+        if (!queue_entry_lease_ok(&d->job->entries[i]))
+            return false;
+    return true;
+}
+
+/* Abandon the session before the body: the remote has no message, and the
+ * entries go back (a no-op when another node holds them now). */
+static void
+lease_lost(struct delivery *d)
+{
+    snprintf(d->reason, sizeof d->reason, "4.4.0 lease lost before the body was sent");
+    give_back_all(d, d->reason, false, (int64_t)time(NULL) + 1);
+    drop_connection(d, false);
     finish(d);
 }
 
@@ -655,6 +707,10 @@ drive(struct delivery *d)
             on_ready(d);
             break;
         case SMTP_OUT_BODY_WANTED:
+            if (!job_leased(d)) {
+                lease_lost(d);
+                return;
+            }
             smtp_out_body(d->m, d->job->body, d->job->body_len, true);
             break;
         case SMTP_OUT_MESSAGE_DONE:

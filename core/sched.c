@@ -25,6 +25,7 @@
 #define BACKLOG_LOW 64     /* lease more when a backlog falls below this */
 #define BACKLOG_HIGH 4096  /* hold at most this many leased recipients in memory */
 #define TIMER_MAX_S 300  /* look again at least this often */
+#define SETTLE_RETRY_S 5 /* a settlement refused by the storage is tried again */
 
 struct sched_conn {
     const struct connector *k;
@@ -162,13 +163,16 @@ take_job(struct lease *l, bool *used, size_t first, const struct sched_conn *sc)
     bool dns = sc && sc->k->route == CONNECTOR_ROUTE_DNS;
     char id[QUEUE_ID_LEN + 1];
     memcpy(id, e0->id, sizeof id); /* e0 is emptied below, when it is taken */
+    /* A job's entries all ignore the schedule (flush --now, ETRN) or none. */
+    bool ignore = e0->ignore_schedule;
     job->connector = xstrdup(e0->connector);
     job->domain = dns && dom ? xstrdup(dom + 1) : NULL;
     job->entries = xcalloc(LEASE_MAX, sizeof *job->entries);
     for (size_t i = first; i < (size_t)l->n; i++) {
         const struct queue_entry *e = &l->out[i];
         const char *d = strrchr(e->rcpt, '@');
-        if (used[i] || strcmp(e->id, id) != 0 || strcmp(e->connector, job->connector) != 0)
+        if (used[i] || strcmp(e->id, id) != 0 || strcmp(e->connector, job->connector) != 0 ||
+            e->ignore_schedule != ignore)
             continue;
         if (job->domain && (d == NULL || util_strcasecmp(d + 1, job->domain) != 0))
             continue;
@@ -177,6 +181,17 @@ take_job(struct lease *l, bool *used, size_t first, const struct sched_conn *sc)
         memset(&l->out[i], 0, sizeof l->out[i]); /* the job owns its strings now */
     }
     return job;
+}
+
+/* Must the job wait for its connector's window? Not when `queue flush
+ * --now` or ETRN made it due (SPEC §4: ETRN ignores schedules): those
+ * entries carry ignore_schedule until their attempt is made. */
+static bool
+waits_for_window(const struct sched_conn *sc, const struct delivery_job *job, int64_t now)
+{
+    const struct queue_entry *e0 = &job->entries[0];
+    return sc->k->schedule != NULL && !e0->ignore_schedule &&
+           !schedule_is_open(sc->k->schedule, now, e0->size);
 }
 
 static void
@@ -193,8 +208,7 @@ enqueue_job(struct sched *s, struct delivery_job *job, int64_t now)
         sched_settle_defer_all(s->settle, job, now + 60, "connector no longer configured");
         return;
     }
-    if (sc->k->schedule &&
-        !schedule_is_open(sc->k->schedule, now, e0->size)) {
+    if (waits_for_window(sc, job, now)) {
         int64_t next = schedule_next_open(sc->k->schedule, now, e0->size);
         sched_settle_scheduled(s->settle, job, next == SCHEDULE_NEVER ? QUEUE_NEVER : next);
         return;
@@ -248,7 +262,7 @@ lease_done(void *arg, int status)
     for (size_t i = 0; i < (size_t)(l->n > 0 ? l->n : 0); i++)
         queue_entry_fini(&l->out[i]);
     free(l);
-    if ((more || s->again) && !s->stopping) {
+    if (more || s->again) {
         s->again = false;
         lease(s);
     }
@@ -259,6 +273,9 @@ lease(struct sched *s)
 {
     if (s->stopping)
         return;
+    /* Settlements the storage refused go first, in the same order of work:
+     * then the lease sees the entries they move. */
+    sched_settle_retry(s->settle);
     if (s->leasing) {
         s->again = true;
         return;
@@ -268,6 +285,16 @@ lease(struct sched *s)
     l->s = s;
     l->now = (int64_t)time(NULL);
     store_call(s->env.store, lease_run, lease_done, l);
+}
+
+/* A settlement failed on a storage fault: try it again in a while, even if
+ * nothing else wakes the scheduler (its entries are delivering till then). */
+static void
+on_settle_failed(void *arg)
+{
+    struct sched *s = arg;
+    if (!s->stopping)
+        wake_at(s, (int64_t)time(NULL) + SETTLE_RETRY_S);
 }
 
 void
@@ -311,7 +338,7 @@ pop_open_job(struct sched *s, struct sched_conn *sc, const char *domain)
     int64_t now = (int64_t)time(NULL);
     while ((job = pop_job(sc, domain)) != NULL) {
         uint64_t size = job->entries[0].size;
-        if (sc->k->schedule == NULL || schedule_is_open(sc->k->schedule, now, size))
+        if (!waits_for_window(sc, job, now))
             return job;
         int64_t next = schedule_next_open(sc->k->schedule, now, size);
         sched_settle_scheduled(s->settle, job, next == SCHEDULE_NEVER ? QUEUE_NEVER : next);
@@ -358,7 +385,7 @@ on_job_done(void *arg, struct delivery *d, struct delivery_job *job,
 }
 
 static int
-live_remove(struct sched *s, struct delivery *d)
+live_remove(struct sched *s, const struct delivery *d)
 {
     for (size_t i = 0; i < s->nlive; i++)
         if (s->live[i].d == d) {
@@ -554,6 +581,7 @@ sched_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struct
     s->conf = server_conf_ref(conf);
     s->env = (struct delivery_env){loop, store, reader, dns, log, health_new(), shared, counters};
     s->settle = sched_settle_new(store, log, conf, counters);
+    sched_settle_on_failed(s->settle, on_settle_failed, s);
     s->rng = (uint64_t)time(NULL) * 2654435761u + (uint64_t)uv_hrtime();
     build_conns(s);
     uv_timer_init(loop, &s->timer);

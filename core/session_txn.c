@@ -447,16 +447,17 @@ commit_done(void *arg, int status)
         log_error(t->env->log, "id=%s event=store_failed error=\"%s\" client=%s",
                   c->msgs[0].id, uv_strerror(status), c->client_ip);
     }
-    if (t->cb) {
-        char text[128];
-        if (status == 0)
-            snprintf(text, sizeof text, "2.0.0 Ok: queued as %s", c->msgs[0].id);
-        else
-            snprintf(text, sizeof text, "4.3.0 Error: queue file write error, try again later");
-        t->cb(t->owner, status == 0 ? 250 : 451, text);
-    }
+    char text[128];
+    if (status == 0)
+        snprintf(text, sizeof text, "2.0.0 Ok: queued as %s", c->msgs[0].id);
+    else
+        snprintf(text, sizeof text, "4.3.0 Error: queue file write error, try again later");
+    /* Let go of this message's body before answering: the answer runs the
+     * machine on, and a pipelined next message may start its own body. */
     commit_free(c);
     drop_body(t);
+    if (t->cb)
+        t->cb(t->owner, status == 0 ? 250 : 451, text);
     finish_inflight(t);
 }
 

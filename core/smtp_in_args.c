@@ -196,9 +196,13 @@ path(const char *s, bool null_ok, char *out, size_t *used)
         return E_ADDR;
     if (local > MAX_LOCAL || dom > MAX_DOMAIN || i + k + 1 > MAX_PATH)
         return E_ADDR_LONG;
+    *used = i + k + 1;
+    /* One trailing dot of the domain is tolerated but not kept: the
+     * address is passed on, and "u@x.org." is no RFC 5321 Mailbox. */
+    if (s[i + k - 1] == '.')
+        k--;
     memcpy(out, s + i, k);
     out[k] = '\0';
-    *used = i + k + 1;
     return NULL;
 }
 

@@ -1172,6 +1172,12 @@ smtp_out_waiting(const struct smtp_out *m)
 }
 
 unsigned
+smtp_out_replies(const struct smtp_out *m)
+{
+    return m->reply.serial;
+}
+
+unsigned
 smtp_out_extensions(const struct smtp_out *m)
 {
     return m->ext;

@@ -31,7 +31,9 @@
  * others get the closing reply (421) or code 0 ("no verdict": defer).
  *
  * Timers are the glue's: smtp_out_waiting() says which RFC 5321 4.5.3.2
- * timeout applies now, and smtp_out_timeout() reports one that fired.
+ * timeout applies now, and smtp_out_timeout() reports one that fired. A
+ * timeout is a deadline for a whole reply: the glue restarts it when the
+ * wait or smtp_out_replies() changes, not for every byte read.
  *
  * Every byte from the server is hostile: a reply line over max_line octets
  * (CRLF included), a reply of more than max_lines lines, a line that is not
@@ -212,6 +214,8 @@ void smtp_out_eof(struct smtp_out *m);
 void smtp_out_timeout(struct smtp_out *m);
 
 enum smtp_out_wait smtp_out_waiting(const struct smtp_out *m);
+/* How many complete replies the server has sent so far. */
+unsigned smtp_out_replies(const struct smtp_out *m);
 /* SMTP_OUT_EXT_* bits of the last EHLO reply (0 after HELO). */
 unsigned smtp_out_extensions(const struct smtp_out *m);
 /* The server's SIZE limit, 0: none given. */

@@ -27,6 +27,30 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
     done
 fi
 
+# The queue contract suites once more against PostgreSQL (SPEC §8), on a
+# throwaway cluster that pglib.py starts and stops around them.
+if { [ "$what" = all ] || [ "$what" = unit ]; } &&
+    ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "PostgreSQL is not installed (sh .ci/deps.sh): the queue suites cannot run on it"
+    failed=$((failed + 1))
+    failures="$failures postgres"
+elif [ "$what" = all ] || [ "$what" = unit ]; then
+    for t in build/asan/tests/test_queue build/asan/tests/test_queue_admin; do
+        [ -x "$t" ] || continue
+        out=$(timeout 300 /usr/bin/python3 tests/integration/pglib.py "$t" 2>&1)
+        rc=$?
+        printf '%s\n' "$out" | sed 's/^/[postgres] /'
+        np=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+        nf=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+        passed=$((passed + ${np:-0}))
+        failed=$((failed + ${nf:-0}))
+        if [ $rc -ne 0 ] && [ -z "$nf" ]; then
+            failed=$((failed + 1))
+        fi
+        [ $rc -ne 0 ] && failures="$failures postgres:$(basename "$t")"
+    done
+fi
+
 if [ "$what" = all ] || [ "$what" = integration ]; then
     for t in tests/integration/test_*; do
         [ -x "$t" ] || continue
@@ -50,7 +74,9 @@ fi
 # The fast integration suites once more against the ASan+UBSan build of the
 # binary: a memory error or a leak makes serve exit non-zero or die.
 if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/asan/bridgehead ]; then
-    for name in test_accept.py test_durability.py test_queue_cli.py test_metrics.py; do
+    for name in test_accept.py test_durability.py test_queue_cli.py test_metrics.py \
+        test_storage_faults.py test_crashloop.py test_postgres.py test_atrn.py \
+        test_adversarial.py test_adversarial_load.py test_adversarial_client.py; do
         t=tests/integration/$name
         [ -x "$t" ] || continue
         if BRIDGEHEAD=$(pwd)/build/asan/bridgehead timeout -k 10 600 "$t" \

@@ -59,9 +59,12 @@ def make_cert(folder, cn="localhost", name="server"):
 
 
 class Relay:
-    """One `bridgehead serve` process with its own folder, config and queue."""
+    """One `bridgehead serve` process with its own folder, config and queue.
+    wrapper: argv put in front of the server's own, e.g. ["unshare", "-m",
+    ...]; it must exec the server in the end, so that proc.pid is the
+    server's (signals and kill9 reach it)."""
 
-    def __init__(self, config, folder=None, env=None, log_format=None):
+    def __init__(self, config, folder=None, env=None, log_format=None, wrapper=None):
         self.dir = folder or tempfile.mkdtemp(prefix="bh-it-")
         self.port = free_port()
         self.config_path = os.path.join(self.dir, "bridgehead.yaml")
@@ -70,11 +73,12 @@ class Relay:
             f.write(config.replace("@PORT@", str(self.port)).replace("@DIR@", self.dir))
         self.env = dict(os.environ, **(env or {}))
         self.log_format = log_format
+        self.wrapper = list(wrapper or [])
         self.proc = None
         self.log_path = os.path.join(self.dir, "serve.log")
 
     def start(self, wait=True):
-        args = [BIN, "serve", "-c", self.config_path]
+        args = self.wrapper + [BIN, "serve", "-c", self.config_path]
         if self.log_format:
             args += ["--log-format", self.log_format]
         self.logf = open(self.log_path, "a")

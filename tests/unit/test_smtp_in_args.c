@@ -69,7 +69,7 @@ test_rcpt_addresses(void **state)
         {"TO:<a!b@x.org>", "[RCPT <a!b@x.org>]\n250 2.1.5 Ok\r\n"},
         {"TO:<@a.org,@b.org:u@c.org>", "[RCPT <u@c.org>]\n250 2.1.5 Ok\r\n"},
         {"TO:<@a.org:u@c.org>", "[RCPT <u@c.org>]\n250 2.1.5 Ok\r\n"},
-        {"TO:<u@x.org.>", "[RCPT <u@x.org.>]\n250 2.1.5 Ok\r\n"},
+        {"TO:<u@x.org.>", "[RCPT <u@x.org>]\n250 2.1.5 Ok\r\n"},
         {"TO:<u@[192.0.2.1]>", "[RCPT <u@[192.0.2.1]>]\n250 2.1.5 Ok\r\n"},
         {"TO:<Postmaster>", "[RCPT <postmaster@mx.example.org>]\n250 2.1.5 Ok\r\n"},
         {"TO:<POSTMASTER> NOTIFY=NEVER",
