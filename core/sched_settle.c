@@ -438,7 +438,10 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     o->next = v->counts ? now + backoff(u->ss, e->attempts) : (v->retry_at > now ? v->retry_at
                                                                                 : now + 1);
     o->reply = xstrdup(reply);
-    o->retrigger = u->ss->retrigger;
+    /* SPEC §4: on a triggered connector a temporary failure waits for the
+     * next trigger (ETRN, ATRN, flush), never for a retry time. */
+    const struct connector *k = config_connector(c, e->connector);
+    o->retrigger = u->ss->retrigger || (k != NULL && k->triggered);
     if (o->next < u->earliest && !o->retrigger)
         u->earliest = o->next;
     log_attempt(u->ss, e, info, "deferred", reply);
