@@ -285,6 +285,7 @@ start(struct serve *sv, struct config *c)
     }
     sv->reader = store_new(&sv->loop, ro);
     server_env(sv->server)->reader = sv->reader;
+    control_set_reader(sv->control, sv->reader);
     sv->sched = sched_new(&sv->loop, sc, sv->store, sv->reader, sv->dns, sv->log,
                           server_env(sv->server)->shared, &server_env(sv->server)->counters);
     if (cfg->metrics_listen) {

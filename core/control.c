@@ -29,6 +29,7 @@ struct control {
     bool listener_open; /* initialised and not yet closed */
     char *path;         /* once bound: removed at close */
     struct store *store;
+    struct store *reader; /* read-only requests, NULL: the store */
     struct log *log;
     struct control_ops ops;
     struct control_client *clients;
@@ -271,7 +272,12 @@ handle(struct control_client *cl)
         return;
     }
     cl->job = true;
-    store_call(cl->ctl->store, run_job, job_done, cl);
+    /* list, show and stats read on the reader thread, so that a large
+     * queue listing does not hold up the writer's group commits. */
+    struct store *st = cl->ctl->store;
+    if (cl->ctl->reader != NULL && !control_req_writes(&cl->req))
+        st = cl->ctl->reader;
+    store_call(st, run_job, job_done, cl);
 }
 
 /* ---- reading the request ---- */
@@ -388,6 +394,13 @@ remove_stale(const char *path, char *err, size_t errlen)
         return BH_EIO;
     }
     return 0;
+}
+
+void
+control_set_reader(struct control *c, struct store *reader)
+{
+    if (c != NULL)
+        c->reader = reader;
 }
 
 int

@@ -14,8 +14,9 @@
  * configs; otherwise the err lines hold the positioned errors.
  *
  * Queue requests run on the storage writer thread (store_call, never
- * SQLite on the loop thread); their answer is written once the storage
- * thread is done. After a flush the server calls ops->wake so that the
+ * SQLite on the loop thread), or, for those that only read (list, show,
+ * stats), on the reader store's thread once control_set_reader() gave one;
+ * their answer is written once the storage thread is done. After a flush the server calls ops->wake so that the
  * scheduler looks at the queue again. A reload calls ops->reload on the
  * loop thread.
  *
@@ -64,6 +65,10 @@ struct control *control_new(uv_loop_t *loop, struct store *store, struct log *lo
  * control_close() the server).
  */
 int control_listen(struct control *c, const char *path, char *err, size_t errlen);
+
+/* Run read-only requests on reader (a store on a QUEUE_READONLY handle,
+ * borrowed like the store). */
+void control_set_reader(struct control *c, struct store *reader);
 
 /* Stop listening, remove the socket file, close every connection; the
  * server frees itself when the last one is gone. NULL is fine. */

@@ -290,7 +290,10 @@ on_request(struct mclient *cl)
     if (strncmp(cl->req, "GET /healthz ", 13) == 0) {
         respond(cl, 200, "text/plain", "ok\n", 3);
     } else if (strncmp(cl->req, "GET /metrics ", 13) == 0) {
-        store_call(server_env(cl->m->srv)->store, stats_run, stats_done, cl);
+        /* The queue scan reads on the reader thread when there is one, so
+         * that a scrape of a large queue does not delay group commits. */
+        const struct server_env *env = server_env(cl->m->srv);
+        store_call(env->reader != NULL ? env->reader : env->store, stats_run, stats_done, cl);
     } else if (strncmp(cl->req, "GET ", 4) == 0) {
         respond(cl, 404, "text/plain", "not found\n", 10);
     } else {
