@@ -245,6 +245,8 @@ json_rcpt_fields(struct util_buf *b, const struct queue_entry *e)
     json_time(b, e->next_attempt, has_next(e));
     util_buf_puts(b, ",\"last_reply\":");
     util_buf_json_str(b, e->last_reply);
+    util_buf_puts(b, ",\"node\":"); /* SPEC §8: the lease holder; null on SQLite */
+    util_buf_json_str(b, e->node);
 }
 
 static void
@@ -361,6 +363,11 @@ show_cb(const struct queue_entry *e, void *arg)
         if (e->last_reply != NULL) {
             util_buf_puts(w->out, "    last reply: ");
             put_text(w->out, e->last_reply, 0);
+            util_buf_puts(w->out, "\n");
+        }
+        if (e->node != NULL) {
+            util_buf_puts(w->out, "    leased by:  ");
+            put_text(w->out, e->node, 0);
             util_buf_puts(w->out, "\n");
         }
     }

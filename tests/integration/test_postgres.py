@@ -149,6 +149,13 @@ class ScaleOut(unittest.TestCase):
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0]["state"], "delivering")
         self.assertEqual(rows[0]["node"], "a")
+        out = subprocess.run([BIN, "queue", "-c", a.config_path, "show", "--json", rows[0]["id"]],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual([r["node"] for r in json.loads(out.stdout)["recipients"]], ["a"])
+        out = subprocess.run([BIN, "queue", "-c", a.config_path, "show", rows[0]["id"]],
+                             capture_output=True, text=True, timeout=30)
+        self.assertIn("leased by:  a", out.stdout)
         self.slow.wait_messages(1, timeout=20)
 
     def test_kill9_takeover(self):

@@ -157,6 +157,7 @@ class QueueCase(unittest.TestCase):
         self.assertEqual([r["recipient"] for r in m["recipients"]],
                          ["x@example.net", "y@example.com"])
         self.assertEqual({r["state"] for r in m["recipients"]}, {"triggered"})
+        self.assertEqual({r["node"] for r in m["recipients"]}, {None})  # SQLite: no leases
 
     def check_hold_release_delete(self):
         rc, out, err = self.q("hold", self.id1)
