@@ -149,9 +149,38 @@ exclude_done(void *arg, int status)
     config_unref(arg);
 }
 
+static void
+note_restart(const char *setting, void *arg)
+{
+    struct serve *sv = arg;
+    log_warn(sv->log, "event=reload_restart_needed setting=%s msg=\"changed in the file; it "
+             "takes effect at the next restart and keeps its old value until then\"", setting);
+}
+
+/* The listeners keep running as they are: may the new config serve them?
+ * 0, or BH_EINVAL with the reason in err. */
+static int
+listeners_fit(const struct config *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->nlistens; i++) {
+        const struct config_listen *l = &c->listens[i];
+        if ((l->tls == CONFIG_LISTEN_IMPLICIT || l->odmr) && !c->has_tls) {
+            snprintf(err, errlen, "the listener %s needs server.tls until a restart", l->address);
+            return BH_EINVAL;
+        }
+        if (l->odmr && c->users_file == NULL) {
+            snprintf(err, errlen, "the odmr listener %s needs server.users_file until a restart",
+                     l->address);
+            return BH_EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* Build a new config and swap it in (SIGHUP, `bridgehead reload`): new
- * sessions and the scheduler use it. 0 when swapped; else BH_EINVAL with
- * one positioned error per line in errors, and the old config stays. */
+ * sessions and the scheduler use it; settings that need a restart keep
+ * their running values. 0 when swapped; else BH_EINVAL with one
+ * positioned error per line in errors, and the old config stays. */
 static int
 reload_config(struct serve *sv, struct util_buf *errors)
 {
@@ -161,6 +190,15 @@ reload_config(struct serve *sv, struct util_buf *errors)
         reload_diag(sv, &d.v[i], errors);
     config_diags_fini(&d);
     char err[256];
+    if (c != NULL) {
+        config_keep_restart_settings(c, server_conf(sv->server)->config, note_restart, sv);
+        if (listeners_fit(c, err, sizeof err) != 0) {
+            log_error(sv->log, "event=reload_error msg=\"%s\"", err);
+            util_buf_printf(errors, "%s: %s\n", sv->config_path, err);
+            config_unref(c);
+            c = NULL;
+        }
+    }
     struct server_conf *sc = c ? server_conf_new(c, err, sizeof err) : NULL;
     if (sc == NULL) {
         if (c) {

@@ -147,6 +147,87 @@ config_unref(struct config *c)
         config_free(c);
 }
 
+static bool
+str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+static bool
+strv_differs(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb)
+        return true;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return true;
+    return false;
+}
+
+static void
+keep_str(char **mine, const char *old)
+{
+    free(*mine);
+    *mine = old ? xstrdup(old) : NULL;
+}
+
+static bool
+listens_differ(const struct config *a, const struct config *b)
+{
+    if (a->nlistens != b->nlistens)
+        return true;
+    for (size_t i = 0; i < a->nlistens; i++) {
+        const struct config_listen *x = &a->listens[i], *y = &b->listens[i];
+        /* starttls or none follows server.tls at run time; implicit does not */
+        if (strcmp(x->address, y->address) != 0 ||
+            (x->tls == CONFIG_LISTEN_IMPLICIT) != (y->tls == CONFIG_LISTEN_IMPLICIT) ||
+            x->odmr != y->odmr)
+            return true;
+    }
+    return false;
+}
+
+void
+config_keep_restart_settings(struct config *c, const struct config *old,
+                             void (*note)(const char *setting, void *arg), void *arg)
+{
+    if (listens_differ(c, old)) {
+        note("server.listen", arg);
+        for (size_t i = 0; i < c->nlistens; i++)
+            free(c->listens[i].address);
+        free(c->listens);
+        c->listens = xcalloc(old->nlistens ? old->nlistens : 1, sizeof *c->listens);
+        for (size_t i = 0; i < old->nlistens; i++) {
+            c->listens[i] = old->listens[i];
+            c->listens[i].address = xstrdup(old->listens[i].address);
+        }
+        c->nlistens = old->nlistens;
+    }
+    if (str_differs(c->node, old->node)) {
+        note("server.node", arg);
+        keep_str(&c->node, old->node);
+    }
+    if (c->backend != old->backend || str_differs(c->storage_path, old->storage_path) ||
+        str_differs(c->storage_dsn, old->storage_dsn)) {
+        note("storage", arg);
+        c->backend = old->backend;
+        keep_str(&c->storage_path, old->storage_path);
+        keep_str(&c->storage_dsn, old->storage_dsn);
+    }
+    if (strv_differs(c->dns_servers, c->ndns_servers, old->dns_servers, old->ndns_servers)) {
+        note("dns.servers", arg);
+        strv_free(c->dns_servers, c->ndns_servers);
+        c->dns_servers = xcalloc(old->ndns_servers ? old->ndns_servers : 1, sizeof(char *));
+        for (size_t i = 0; i < old->ndns_servers; i++)
+            c->dns_servers[i] = xstrdup(old->dns_servers[i]);
+        c->ndns_servers = old->ndns_servers;
+    }
+    if (str_differs(c->metrics_listen, old->metrics_listen)) {
+        note("metrics.listen", arg);
+        keep_str(&c->metrics_listen, old->metrics_listen);
+    }
+}
+
 /* The absolute folder of path, without resolving symbolic links. */
 static char *
 folder_of(const char *path)

@@ -112,6 +112,13 @@ void config_unref(struct config *c); /* NULL is a no-op */
 
 const struct connector *config_connector(const struct config *c, const char *name);
 
+/* A reload (SPEC §9): the settings that only a restart changes — listen
+ * addresses, server.node, storage, dns.servers, metrics.listen — keep the
+ * running config old's values in c, which the caller still owns alone;
+ * note(setting) is called for each that differed. */
+void config_keep_restart_settings(struct config *c, const struct config *old,
+                                  void (*note)(const char *setting, void *arg), void *arg);
+
 /* Does a client address fall in relay_networks? sa is AF_INET or AF_INET6;
  * an IPv4-mapped IPv6 address counts as its IPv4 address. */
 bool config_relay_allowed(const struct config *c, const struct sockaddr *sa);

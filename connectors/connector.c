@@ -346,3 +346,35 @@ connector_tls_mode_name(enum connector_tls_mode m)
     }
     return "unknown";
 }
+
+static bool
+same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool
+connector_same_transport(const struct connector *a, const struct connector *b)
+{
+    if (a == b)
+        return true;
+    if (!same_str(a->name, b->name) || a->route != b->route || a->port != b->port ||
+        a->nbridgeheads != b->nbridgeheads || a->ehlo != b->ehlo ||
+        !same_str(a->helo_name, b->helo_name) || !same_str(a->auth_username, b->auth_username) ||
+        !same_str(a->auth_password, b->auth_password))
+        return false;
+    for (size_t i = 0; i < a->nbridgeheads; i++)
+        if (!same_str(a->bridgeheads[i].host, b->bridgeheads[i].host) ||
+            a->bridgeheads[i].port != b->bridgeheads[i].port)
+            return false;
+    const struct connector_tls *x = &a->tls, *y = &b->tls;
+    if (x->mode != y->mode || x->mode == CONNECTOR_TLS_VERIFY || !same_str(x->ca_file, y->ca_file) ||
+        x->min_version != y->min_version || x->nnames != y->nnames)
+        return false;
+    for (size_t i = 0; i < x->nnames; i++)
+        if (!same_str(x->names[i], y->names[i]))
+            return false;
+    const struct connector_timeouts *s = &a->timeouts, *t = &b->timeouts;
+    return s->connect == t->connect && s->greeting == t->greeting && s->command == t->command &&
+           s->data_block == t->data_block && s->data_end == t->data_end;
+}

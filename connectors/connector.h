@@ -124,6 +124,15 @@ int connector_priority_from_header(const char *name, const char *value,
 const char *connector_priority_name(enum connector_priority p);
 int connector_priority_parse(const char *s, enum connector_priority *p);
 
+/*
+ * May a connection opened under connector a carry mail for connector b (the
+ * same connector after a reload)? True when everything that shaped the
+ * session is the same: name, route and port, bridgeheads, EHLO/HELO name,
+ * AUTH credentials, TLS policy and timeouts. A `verify` connector counts as
+ * changed whenever a != b: its trust anchors are re-read at every reload.
+ */
+bool connector_same_transport(const struct connector *a, const struct connector *b);
+
 const char *connector_route_name(enum connector_route r);
 const char *connector_balance_name(enum connector_balance b);
 const char *connector_tls_mode_name(enum connector_tls_mode m);

@@ -112,6 +112,18 @@ delivery_key(const struct delivery *d)
     return d->key;
 }
 
+const struct server_conf *
+delivery_conf(const struct delivery *d)
+{
+    return d->conf;
+}
+
+const struct connector *
+delivery_connector(const struct delivery *d)
+{
+    return d->k;
+}
+
 /* ---- settling the job in hand ------------------------------------------- */
 
 static void

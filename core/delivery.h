@@ -104,6 +104,10 @@ struct delivery *delivery_start(const struct delivery_env *env, struct server_co
 void delivery_abort(struct delivery *d);
 /* The connector name and domain key of the delivery (for the scheduler). */
 const char *delivery_key(const struct delivery *d);
+/* The config and connector the delivery was started with: after a reload
+ * they may differ from the scheduler's. */
+const struct server_conf *delivery_conf(const struct delivery *d);
+const struct connector *delivery_connector(const struct delivery *d);
 
 void delivery_job_free(struct delivery_job *job);
 

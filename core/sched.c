@@ -68,6 +68,7 @@ struct sched {
     uv_timer_t timer;
     int64_t timer_due;
     bool leasing, again, stopping;
+    bool rerouting, reroute_again; /* a reroute pass runs; another is wanted */
     void (*stopped)(void *);
     void *stopped_arg;
     size_t ndeliveries;
@@ -78,6 +79,8 @@ struct sched {
 
 static void dispatch(struct sched *s, struct sched_conn *sc);
 static void maybe_free(struct sched *s);
+static void reroute(struct sched *s);
+static void on_settled(void *arg, int64_t earliest);
 
 static uint64_t
 rnd(void *arg)
@@ -201,11 +204,19 @@ enqueue_job(struct sched *s, struct delivery_job *job, int64_t now)
     const struct queue_entry *e0 = &job->entries[0];
     if (job->connector[0] == REROUTE_BOUNCE_PREFIX) { /* unroutable since a reload */
         sched_settle_bounce_all(s->settle, job, job->connector + 1,
-                                "no longer routable under the reloaded configuration");
+                                "no longer routable under the reloaded configuration", on_settled,
+                                s);
         return;
     }
     if (sc == NULL) {
-        sched_settle_defer_all(s->settle, job, now + 60, "connector no longer configured");
+        /* Committed by a session that began before a reload (or queued
+         * before a restart) for a connector that is gone: back to the
+         * queue, and a reroute pass gives it a connector of this config
+         * and makes it due; the 60 s only matter if that pass fails. */
+        log_info(s->env.log, "id=%s event=reroute_wanted connector=%s msg=\"connector no longer "
+                 "configured\"", e0->id, job->connector);
+        sched_settle_defer_all(s->settle, job, now + 60, NULL, on_settled, s);
+        reroute(s);
         return;
     }
     if (waits_for_window(sc, job, now)) {
@@ -346,6 +357,18 @@ pop_open_job(struct sched *s, struct sched_conn *sc, const char *domain)
     return NULL;
 }
 
+/* A connection opened before a reload carries more mail only if its
+ * connector did not change (SPEC §9); otherwise it quits and the next job
+ * gets a connection made under the new settings. */
+static bool
+same_session(const struct sched *s, const struct delivery *d, const struct sched_conn *sc)
+{
+    const struct server_conf *old = delivery_conf(d);
+    return old == s->conf ||
+           (connector_same_transport(delivery_connector(d), sc->k) &&
+            strcmp(old->config->hostname, s->conf->config->hostname) == 0);
+}
+
 static struct delivery_job *
 on_next_job(void *arg, struct delivery *d)
 {
@@ -359,7 +382,7 @@ on_next_job(void *arg, struct delivery *d)
         return NULL;
     *slash = '\0';
     struct sched_conn *sc = find_conn(s, key);
-    if (sc == NULL)
+    if (sc == NULL || !same_session(s, d, sc))
         return NULL;
     struct delivery_job *job = pop_open_job(s, sc, slash[1] ? slash + 1 : NULL);
     if (sc->nbacklog < BACKLOG_LOW)
@@ -504,9 +527,10 @@ on_mx(void *arg, const struct dns_result *r)
         sched_settle_bounce_all(s->settle, job,
                                 r->status == DNS_NULLMX ? "5.1.10" : "5.1.2",
                                 r->status == DNS_NULLMX ? "domain accepts no mail (null MX)"
-                                                        : "domain not found");
+                                                        : "domain not found",
+                                on_settled, s);
     } else if (r->status == DNS_TEMPFAIL) {
-        sched_settle_defer_all(s->settle, job, 0, r->why);
+        sched_settle_defer_all(s->settle, job, 0, r->why, on_settled, s);
     } else {
         size_t n = r->status == DNS_OK ? r->n : 1;
         struct delivery_dest *dests = xcalloc(n, sizeof *dests);
@@ -586,7 +610,7 @@ sched_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struct
     build_conns(s);
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
-    lease(s);
+    reroute(s); /* then lease */
     return s;
 }
 
@@ -594,8 +618,30 @@ static void
 on_rerouted(void *arg)
 {
     struct sched *s = arg;
-    if (!s->stopping)
+    s->rerouting = false;
+    if (s->stopping) {
+        maybe_free(s);
+    } else if (s->reroute_again) {
+        s->reroute_again = false;
+        reroute(s);
+    } else {
         lease(s);
+    }
+}
+
+/* Route every waiting recipient again under the current config, then
+ * lease: at start (the config may have changed while the server was
+ * down), after a reload, and when an entry names a connector that is
+ * gone. One pass at a time; a request during a pass runs one more. */
+static void
+reroute(struct sched *s)
+{
+    if (s->rerouting) {
+        s->reroute_again = true;
+        return;
+    }
+    s->rerouting = true;
+    reroute_start(s->env.store, s->conf, s->env.log, on_rerouted, s);
 }
 
 void
@@ -606,7 +652,7 @@ sched_set_conf(struct sched *s, struct server_conf *conf)
     for (size_t i = 0; i < s->nconns; i++) {
         struct delivery_job *job;
         while ((job = pop_job(&s->conns[i], NULL)) != NULL)
-            sched_settle_defer_all(s->settle, job, (int64_t)time(NULL), NULL);
+            sched_settle_defer_all(s->settle, job, (int64_t)time(NULL), NULL, NULL, NULL);
     }
     /* Deliveries in flight keep their conf reference and finish on it. */
     struct server_conf *old_conf = s->conf;
@@ -627,7 +673,7 @@ sched_set_conf(struct sched *s, struct server_conf *conf)
     free(old);
     server_conf_unref(old_conf);
     sched_settle_set_conf(s->settle, conf);
-    reroute_start(s->env.store, conf, s->env.log, on_rerouted, s);
+    reroute(s);
 }
 
 static void
@@ -651,7 +697,7 @@ sched_free(struct sched *s)
 static void
 maybe_free(struct sched *s)
 {
-    if (s->stopping && s->ndeliveries == 0 && !s->leasing && s->stopped) {
+    if (s->stopping && s->ndeliveries == 0 && !s->leasing && !s->rerouting && s->stopped) {
         void (*done)(void *) = s->stopped;
         s->stopped = NULL;
         done(s->stopped_arg);

@@ -349,6 +349,7 @@ add_dsn(struct update *u, const struct delivery_job *job, const struct dsn_rcpt 
                              .original_len = job->body ? job->body_len : 0};
     if (sched_settle_dsn_make(ss->conf, ss->log, ss->spool_dir, rep, d, n, &u->dsn[u->ndsn])) {
         u->ndsn++;
+        u->earliest = now; /* the DSN is due at once: wake the scheduler */
         ss->counters->dsn_created++;
     } else {
         ss->counters->dsn_dropped++;
@@ -480,7 +481,7 @@ sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
 
 void
 sched_settle_defer_all(struct sched_settle *ss, struct delivery_job *job, int64_t next,
-                       const char *reason)
+                       const char *reason, sched_settle_cb *cb, void *arg)
 {
     struct delivery_verdict *v = xcalloc(job->n, sizeof *v);
     for (size_t i = 0; i < job->n; i++) {
@@ -489,23 +490,24 @@ sched_settle_defer_all(struct sched_settle *ss, struct delivery_job *job, int64_
         snprintf(v[i].reply, sizeof v[i].reply, "%s", reason ? reason : "");
     }
     if (reason == NULL) { /* back to the queue as it was, due at next */
-        struct update *u = update_new(ss, job->n, NULL, NULL);
+        struct update *u = update_new(ss, job->n, cb, arg);
         for (size_t i = 0; i < job->n; i++) {
             struct op *o = add_op(u, OP_STATE, job->entries[i].entry);
             o->state = QUEUE_QUEUED;
             o->next = next;
         }
+        u->earliest = next;
         update_submit(u);
         delivery_job_free(job);
     } else {
-        sched_settle_job(ss, job, v, NULL, NULL, NULL);
+        sched_settle_job(ss, job, v, NULL, cb, arg);
     }
     free(v);
 }
 
 void
 sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job, const char *status,
-                        const char *reason)
+                        const char *reason, sched_settle_cb *cb, void *arg)
 {
     struct delivery_verdict *v = xcalloc(job->n, sizeof *v);
     for (size_t i = 0; i < job->n; i++) {
@@ -514,7 +516,7 @@ sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job, const
         snprintf(v[i].status, sizeof v[i].status, "%s", status);
         snprintf(v[i].reply, sizeof v[i].reply, "%s", reason);
     }
-    sched_settle_job(ss, job, v, NULL, NULL, NULL);
+    sched_settle_job(ss, job, v, NULL, cb, arg);
     free(v);
 }
 

@@ -58,11 +58,14 @@ void sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
                       const struct delivery_verdict *v, const struct delivery_info *info,
                       sched_settle_cb *cb, void *arg);
 /* The whole job: deferred until next (0: with backoff), bounced with a
- * status, or waiting for its schedule. reason may be NULL. */
+ * status, or waiting for its schedule. reason may be NULL: then the job
+ * goes back to the queue as it was, due at next, no attempt counted. cb as
+ * for sched_settle_job (may be NULL). */
 void sched_settle_defer_all(struct sched_settle *ss, struct delivery_job *job, int64_t next,
-                            const char *reason);
+                            const char *reason, sched_settle_cb *cb, void *arg);
 void sched_settle_bounce_all(struct sched_settle *ss, struct delivery_job *job,
-                             const char *status, const char *reason);
+                             const char *status, const char *reason, sched_settle_cb *cb,
+                             void *arg);
 void sched_settle_scheduled(struct sched_settle *ss, struct delivery_job *job, int64_t next);
 /* The whole job back to state triggered, untried (an ATRN session that
  * ended before it); cb as for sched_settle_job (may be NULL). */

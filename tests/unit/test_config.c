@@ -654,6 +654,138 @@ test_diags_api(void **state)
     free(path);
 }
 
+/* ---- reload: what a restart changes keeps its running value */
+
+static void
+count_note(const char *setting, void *arg)
+{
+    char *seen = arg;
+    strcat(seen, setting);
+    strcat(seen, " ");
+}
+
+static void
+test_keep_restart_settings(void **state)
+{
+    (void)state;
+    struct config *old = load_ok("server:\n"
+                                 "  listen: [ {address: \"127.0.0.1:2525\"} ]\n"
+                                 "  node: a\n"
+                                 "storage: {path: q1.db}\n"
+                                 "dns: {servers: [\"127.0.0.1:53\"]}\n"
+                                 "metrics: {listen: \"127.0.0.1:9100\"}\n" CONN);
+    /* The same settings: nothing noted, nothing changed. */
+    struct config *same = load_ok("server:\n"
+                                  "  hostname: other.example\n"
+                                  "  listen: [ {address: \"127.0.0.1:2525\"} ]\n"
+                                  "  node: a\n"
+                                  "storage: {path: q1.db}\n"
+                                  "dns: {servers: [\"127.0.0.1:53\"]}\n"
+                                  "metrics: {listen: \"127.0.0.1:9100\"}\n" CONN);
+    char seen[256] = "";
+    config_keep_restart_settings(same, old, count_note, seen);
+    assert_string_equal(seen, "");
+    assert_string_equal(same->hostname, "other.example");
+    config_unref(same);
+    /* All of them changed: each noted once, each back to its old value;
+     * what a reload may change (hostname) is the new one. */
+    struct config *c = load_ok("server:\n"
+                               "  hostname: new.example\n"
+                               "  listen: [ {address: \"127.0.0.1:2526\"}, {address: \"[::1]:2525\"} ]\n"
+                               "  node: b\n"
+                               "storage: {path: q2.db}\n"
+                               "dns: {servers: [\"127.0.0.2:53\", \"127.0.0.3:53\"]}\n" CONN);
+    config_keep_restart_settings(c, old, count_note, seen);
+    assert_string_equal(seen, "server.listen server.node storage dns.servers metrics.listen ");
+    assert_int_equal(c->nlistens, 1);
+    assert_string_equal(c->listens[0].address, "127.0.0.1:2525");
+    assert_string_equal(c->node, "a");
+    assert_string_equal(c->storage_path, old->storage_path);
+    assert_int_equal(c->ndns_servers, 1);
+    assert_string_equal(c->dns_servers[0], "127.0.0.1:53");
+    assert_string_equal(c->metrics_listen, "127.0.0.1:9100");
+    assert_string_equal(c->hostname, "new.example");
+    config_unref(c);
+    /* Unset in the old config: the new value goes away again. */
+    struct config *bare = load_ok(CONN);
+    c = load_ok("metrics: {listen: \"127.0.0.1:9100\"}\n"
+                "dns: {servers: [\"127.0.0.2:53\"]}\n" CONN);
+    seen[0] = '\0';
+    config_keep_restart_settings(c, bare, count_note, seen);
+    assert_string_equal(seen, "dns.servers metrics.listen ");
+    assert_null(c->metrics_listen);
+    assert_int_equal(c->ndns_servers, 0);
+    config_unref(c);
+    config_unref(bare);
+    config_unref(old);
+}
+
+static void
+test_same_transport(void **state)
+{
+    (void)state;
+    static const char base[] = "connectors:\n"
+                               "  - name: out\n"
+                               "    address_spaces: [\"*\"]\n"
+                               "    bridgeheads: [\"a.example:25\", \"b.example:2525\"]\n"
+                               "    tls: {mode: required}\n";
+    struct config *a = load_ok(base);
+    struct config *b = load_ok(base);
+    assert_true(connector_same_transport(&a->connectors[0], &a->connectors[0]));
+    assert_true(connector_same_transport(&a->connectors[0], &b->connectors[0]));
+    config_unref(b);
+    /* What only routing and scheduling use does not matter to a session. */
+    b = load_ok("connectors:\n"
+                "  - name: out\n"
+                "    address_spaces: [\"*.net\", example.com]\n"
+                "    bridgeheads: [{host: a.example, port: 25, weight: 5}, \"b.example:2525\"]\n"
+                "    tls: {mode: required}\n"
+                "    max_message_size: 1MiB\n"
+                "    senders: {default: reject}\n");
+    assert_true(connector_same_transport(&a->connectors[0], &b->connectors[0]));
+    config_unref(b);
+    static const char *const changed[] = {
+        "  - name: other\n    address_spaces: [\"*\"]\n"
+        "    bridgeheads: [\"a.example:25\", \"b.example:2525\"]\n    tls: {mode: required}\n",
+        "  - name: out\n    address_spaces: [\"*\"]\n"
+        "    bridgeheads: [\"a.example:25\"]\n    tls: {mode: required}\n",
+        "  - name: out\n    address_spaces: [\"*\"]\n"
+        "    bridgeheads: [\"a.example:25\", \"b.example:2526\"]\n    tls: {mode: required}\n",
+        "  - name: out\n    address_spaces: [\"*\"]\n"
+        "    bridgeheads: [\"a.example:25\", \"b.example:2525\"]\n    tls: {mode: opportunistic}\n",
+        "  - name: out\n    address_spaces: [\"*\"]\n"
+        "    bridgeheads: [\"a.example:25\", \"b.example:2525\"]\n    tls: {mode: required}\n"
+        "    helo_name: me.example\n",
+        "  - name: out\n    address_spaces: [\"*\"]\n"
+        "    bridgeheads: [\"a.example:25\", \"b.example:2525\"]\n    tls: {mode: required}\n"
+        "    auth: {username: relay, password_file: secrets/contoso.pw}\n",
+        "  - name: out\n    address_spaces: [\"*\"]\n"
+        "    bridgeheads: [\"a.example:25\", \"b.example:2525\"]\n    tls: {mode: required}\n"
+        "    timeouts: {command: 7s}\n",
+    };
+    for (size_t i = 0; i < sizeof changed / sizeof *changed; i++) {
+        char *yaml = xasprintf("connectors:\n%s", changed[i]);
+        b = load_ok(yaml);
+        if (connector_same_transport(&a->connectors[0], &b->connectors[0]))
+            fail_msg("case %zu counts as unchanged", i);
+        config_unref(b);
+        free(yaml);
+    }
+    config_unref(a);
+    /* verify: never the same across two configs (the CA is re-read). */
+    static const char ver[] = "connectors:\n"
+                              "  - name: p\n"
+                              "    address_spaces: [\"*\"]\n"
+                              "    bridgeheads: [\"a.example:25\"]\n"
+                              "    tls: {mode: verify, ca_file: certs/partner-ca.pem, names: [a.example]}\n";
+    a = load_ok(ver);
+    b = load_ok(ver);
+    assert_true(connector_same_transport(&a->connectors[0], &a->connectors[0]));
+    assert_false(connector_same_transport(&a->connectors[0], &b->connectors[0]));
+    config_unref(a);
+    config_unref(b);
+}
+
 int
 main(void)
 {
@@ -675,6 +807,8 @@ main(void)
         cmocka_unit_test(test_relay_allowed),
         cmocka_unit_test(test_domain_accepted),
         cmocka_unit_test(test_diags_api),
+        cmocka_unit_test(test_keep_restart_settings),
+        cmocka_unit_test(test_same_transport),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
