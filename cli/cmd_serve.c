@@ -125,8 +125,10 @@ on_stop_signal(uv_signal_t *h, int signum)
 static void
 reload_diag(struct serve *sv, const struct config_diag *g, struct util_buf *errors)
 {
-    log_error(sv->log, "event=reload_error file=%s line=%d col=%d msg=\"%s\"", g->file, g->line,
-              g->col, g->msg);
+    char file[LOG_VALUE_MAX], msg[LOG_VALUE_MAX];
+    log_error(sv->log, "event=reload_error file=%s line=%d col=%d msg=\"%s\"",
+              log_token(file, sizeof file, g->file), g->line, g->col,
+              log_text(msg, sizeof msg, g->msg));
     if (g->line > 0)
         util_buf_printf(errors, "%s:%d:%d: %s\n", g->file, g->line, g->col, g->msg);
     else
@@ -193,7 +195,8 @@ reload_config(struct serve *sv, struct util_buf *errors)
     if (c != NULL) {
         config_keep_restart_settings(c, server_conf(sv->server)->config, note_restart, sv);
         if (listeners_fit(c, err, sizeof err) != 0) {
-            log_error(sv->log, "event=reload_error msg=\"%s\"", err);
+            char msg[LOG_VALUE_MAX];
+            log_error(sv->log, "event=reload_error msg=\"%s\"", log_text(msg, sizeof msg, err));
             util_buf_printf(errors, "%s: %s\n", sv->config_path, err);
             config_unref(c);
             c = NULL;
@@ -202,7 +205,8 @@ reload_config(struct serve *sv, struct util_buf *errors)
     struct server_conf *sc = c ? server_conf_new(c, err, sizeof err) : NULL;
     if (sc == NULL) {
         if (c) {
-            log_error(sv->log, "event=reload_error msg=\"%s\"", err);
+            char msg[LOG_VALUE_MAX];
+            log_error(sv->log, "event=reload_error msg=\"%s\"", log_text(msg, sizeof msg, err));
             util_buf_printf(errors, "%s: %s\n", sv->config_path, err);
         }
         log_warn(sv->log, "event=reload status=rejected msg=\"the old config stays in force\"");

@@ -137,6 +137,32 @@ util_buf_printf(struct util_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (s[0] >= 0x80), or 0:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2, min = 0x80, cp = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3, min = 0x800, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4, min = 0x10000, cp = s[0] & 0x07u;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 void
 util_buf_json_str(struct util_buf *b, const char *s)
 {
@@ -145,16 +171,20 @@ util_buf_json_str(struct util_buf *b, const char *s)
         return;
     }
     util_buf_puts(b, "\"");
-    for (; *s; s++) {
+    while (*s) {
         unsigned char c = (unsigned char)*s;
+        size_t n = c >= 0x80 ? utf8_len((const unsigned char *)s) : 1;
         if (c == '"' || c == '\\')
             util_buf_printf(b, "\\%c", c);
         else if (c == '\n')
             util_buf_puts(b, "\\n");
         else if (c < 0x20 || c == 0x7f)
             util_buf_printf(b, "\\u%04x", c);
+        else if (n == 0) /* not UTF-8: JSON text must be */
+            util_buf_puts(b, "\\ufffd");
         else
-            util_buf_append(b, (const char *)&c, 1);
+            util_buf_append(b, s, n);
+        s += n ? n : 1;
     }
     util_buf_puts(b, "\"");
 }

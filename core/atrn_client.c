@@ -189,8 +189,10 @@ first_answer(struct atrn_client *c, int status, int n)
     char doms[512];
     domains_text(c, doms, sizeof doms);
     int code = status < 0 ? 451 : n == 0 ? 453 : 250;
+    char user[LOG_VALUE_MAX], dtok[LOG_VALUE_MAX];
     log_info(c->env->log, "event=atrn user=\"%s\" client=%s domains=%s reply=%d recipients=%d",
-             c->user, c->relay, doms, code, n > 0 ? n : 0);
+             log_text(user, sizeof user, c->user), c->relay, log_token(dtok, sizeof dtok, doms),
+             code, n > 0 ? n : 0);
     if (code != 250) {
         const struct atrn_client_ops *ops = c->ops;
         void *owner = c->owner;
@@ -353,8 +355,10 @@ static void
 on_close(struct atrn_client *c, const struct smtp_out_act *act)
 {
     c->over = true;
-    log_info(c->env->log, "event=atrn_end user=\"%s\" client=%s outcome=%s messages=%u", c->user,
-             c->relay, smtp_out_outcome_name(act->outcome), c->messages);
+    char user[LOG_VALUE_MAX];
+    log_info(c->env->log, "event=atrn_end user=\"%s\" client=%s outcome=%s messages=%u",
+             log_text(user, sizeof user, c->user), c->relay, smtp_out_outcome_name(act->outcome),
+             c->messages);
     if (c->job != NULL && !c->loading) { /* never sent: the load_done of a
                                             loading one gives it back */
         give_back(c, c->job);
@@ -502,8 +506,10 @@ atrn_client_start(struct server_env *env, struct server_conf *conf,
     const struct config *cfg = conf->config;
     *code = atrn_targets(conf->router, atrn_user(cfg, peer->user), arg, &t, text, len);
     if (*code != 0) {
-        log_info(env->log, "event=atrn user=\"%s\" client=%s domains=%s reply=%d", peer->user,
-                 peer->relay, arg[0] ? arg : "-", *code);
+        char user[LOG_VALUE_MAX], doms[LOG_VALUE_MAX];
+        log_info(env->log, "event=atrn user=\"%s\" client=%s domains=%s reply=%d",
+                 log_text(user, sizeof user, peer->user), peer->relay,
+                 arg[0] ? log_token(doms, sizeof doms, arg) : "-", *code);
         return NULL;
     }
     const struct connector *k = config_connector(cfg, t.v[0].connector);

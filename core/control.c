@@ -204,9 +204,12 @@ log_request(struct control_client *cl, int status)
     if (r->id[0] != '\0')
         log_msg(cl->ctl->log, lv, "id=%s event=control request=%s status=%s", r->id,
                 control_req_verb_name(r->verb), res);
-    else
+    else {
+        char conn[LOG_VALUE_MAX];
         log_msg(cl->ctl->log, lv, "event=control request=%s connector=%s status=%s",
-                control_req_verb_name(r->verb), r->connector[0] ? r->connector : "-", res);
+                control_req_verb_name(r->verb),
+                r->connector[0] ? log_token(conn, sizeof conn, r->connector) : "-", res);
+    }
 }
 
 /* Storage thread: run the request and frame its answer. */

@@ -82,8 +82,9 @@ etrn_done(void *arg, int status)
         code = 251;
         snprintf(text, sizeof text, "2.0.0 no messages waiting for %s", e->domain);
     }
+    char dom[LOG_VALUE_MAX];
     log_info(e->env->log, "event=etrn domain=%s%s connector=%s changed=%d", e->subdomains ? "@" : "",
-             e->domain, e->connector, e->changed);
+             log_token(dom, sizeof dom, e->domain), e->connector, e->changed);
     e->cb(e->owner, code, text);
     free(e);
 }

@@ -39,6 +39,21 @@ write_all(int fd, const char *p, size_t n)
     }
 }
 
+static void timestamp(char *buf, size_t len);
+
+/* One finished line, newline included, in the log's format. */
+static void
+format_line(enum log_format format, enum log_level level, const char *text, struct util_buf *line)
+{
+    char ts[40];
+    timestamp(ts, sizeof ts);
+    if (format == LOG_FORMAT_JSON)
+        log_kv_to_json(text, level_names[level], ts, line);
+    else
+        util_buf_printf(line, "%s level=%s ts=%s", text, level_names[level], ts);
+    util_buf_puts(line, "\n");
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -57,8 +72,11 @@ writer_main(void *arg)
         unsigned long dropped = l->dropped;
         l->dropped = 0;
         pthread_mutex_unlock(&l->mu);
-        if (dropped)
-            util_buf_printf(&out, "event=log_dropped lines=%lu level=warn\n", dropped);
+        if (dropped) {
+            char text[64];
+            snprintf(text, sizeof text, "event=log_dropped lines=%lu", dropped);
+            format_line(l->format, LOG_WARN, text, &out);
+        }
         write_all(l->fd, out.p, out.len);
         util_buf_reset(&out);
         pthread_mutex_lock(&l->mu);
@@ -138,7 +156,7 @@ log_vmsg(struct log *l, enum log_level level, const char *fmt, va_list ap)
 {
     if (!log_enabled(l, level))
         return;
-    char ts[40], small[1024];
+    char small[1024];
     struct util_buf kv = {0}, line = {0};
     va_list ap2;
     va_copy(ap2, ap);
@@ -150,13 +168,7 @@ log_vmsg(struct log *l, enum log_level level, const char *fmt, va_list ap)
         kv.p = xmalloc((size_t)n + 1);
         vsnprintf(kv.p, (size_t)n + 1, fmt, ap);
     }
-    const char *text = kv.p ? kv.p : small;
-    timestamp(ts, sizeof ts);
-    if (l->format == LOG_FORMAT_JSON)
-        log_kv_to_json(text, level_names[level], ts, &line);
-    else
-        util_buf_printf(&line, "%s level=%s ts=%s", text, level_names[level], ts);
-    util_buf_puts(&line, "\n");
+    format_line(l->format, level, kv.p ? kv.p : small, &line);
     enqueue(l, line.p, line.len);
     util_buf_fini(&line);
     free(kv.p);
@@ -177,27 +189,88 @@ log_dropped(struct log *l)
     return atomic_load(&l->dropped_total);
 }
 
-/* Read one value at *p: "quoted with \" escapes" or up to the next space. */
+static const char hexdigits[] = "0123456789abcdef";
+
+static int
+hexval(char c)
+{
+    const char *h = c ? strchr(hexdigits, c | 0x20) : NULL;
+    return h ? (int)(h - hexdigits) : -1;
+}
+
+/* Append s[0] to out, or, for an escape at s, its byte; returns how many
+ * bytes of s it took. */
+static size_t
+unescape_one(const char *s, bool quoted, struct util_buf *out)
+{
+    if (s[0] == '\\' && s[1] == 'x' && hexval(s[2]) >= 0 && hexval(s[3]) >= 0) {
+        char c = (char)(hexval(s[2]) * 16 + hexval(s[3]));
+        util_buf_append(out, &c, 1);
+        return 4;
+    }
+    if (quoted && s[0] == '\\' && s[1] != '\0') {
+        util_buf_append(out, s + 1, 1);
+        return 2;
+    }
+    util_buf_append(out, s, 1);
+    return 1;
+}
+
+/* Read one value at *p: "quoted with \" escapes" or up to the next space;
+ * \xHH escapes (log_token, log_text) become their bytes. */
 static void
 kv_value(const char **p, struct util_buf *v)
 {
     const char *s = *p;
-    if (*s == '"') {
-        for (s++; *s && *s != '"'; s++) {
-            if (*s == '\\' && s[1])
-                s++;
-            util_buf_append(v, s, 1);
-        }
-        if (*s == '"')
-            s++;
-    } else {
-        const char *e = s;
-        while (*e && *e != ' ')
-            e++;
-        util_buf_append(v, s, (size_t)(e - s));
-        s = e;
-    }
+    bool quoted = *s == '"';
+    if (quoted)
+        s++;
+    while (*s && *s != (quoted ? '"' : ' '))
+        s += unescape_one(s, quoted, v);
+    if (quoted && *s == '"')
+        s++;
     *p = s;
+}
+
+static const char *
+escape(char *buf, size_t len, const char *s, bool quoted)
+{
+    size_t k = 0;
+    if (len == 0)
+        return buf;
+    for (; s != NULL && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char e[5];
+        size_t n;
+        if (quoted ? (c < 0x20 || c == 0x7f) : (c <= ' ' || c >= 0x7f || c == '"' || c == '\\')) {
+            e[0] = '\\', e[1] = 'x', e[2] = hexdigits[c >> 4], e[3] = hexdigits[c & 15];
+            n = 4;
+        } else if (quoted && (c == '"' || c == '\\')) {
+            e[0] = '\\', e[1] = (char)c;
+            n = 2;
+        } else {
+            e[0] = (char)c;
+            n = 1;
+        }
+        if (k + n >= len)
+            break;
+        memcpy(buf + k, e, n);
+        k += n;
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+const char *
+log_token(char *buf, size_t len, const char *s)
+{
+    return escape(buf, len, s, false);
+}
+
+const char *
+log_text(char *buf, size_t len, const char *s)
+{
+    return escape(buf, len, s, true);
 }
 
 void

@@ -43,6 +43,21 @@ unsigned long log_dropped(struct log *l);
 #define log_info(l, ...) log_msg((l), LOG_INFO, __VA_ARGS__)
 #define log_debug(l, ...) log_msg((l), LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * Make an outside value (an address, a user name, a remote reply, a config
+ * error) safe as one value of a key=value line, so that it can neither end
+ * the value early nor add keys:
+ *   log_token: for a bare value (to=<%s>): every byte outside '!'..'~', and
+ *              '"' and '\\', become \xHH;
+ *   log_text:  for a value in double quotes (reply="%s"): '"' and '\\' get a
+ *              backslash, control bytes become \xHH.
+ * Both write into buf (at most len - 1 bytes, never half an escape) and
+ * return it. The JSON format turns the escapes back into the bytes.
+ */
+#define LOG_VALUE_MAX 1024
+const char *log_token(char *buf, size_t len, const char *s);
+const char *log_text(char *buf, size_t len, const char *s);
+
 /* Turn one key=value line into a JSON object (no newline) in out; exposed
  * for tests. level and ts are added as "level" and "ts". */
 struct util_buf;

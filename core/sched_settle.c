@@ -12,6 +12,7 @@
 #include "core/delivery.h"
 #include "core/dsn.h"
 #include "core/log.h"
+#include "core/reroute.h"
 #include "core/metrics.h"
 #include "core/server.h"
 #include "core/store.h"
@@ -209,9 +210,11 @@ update_done(void *arg, int status)
     if (status < 0)
         log_error(ss->log, "event=settle_failed error=\"%s\" nops=%zu retry=%s",
                   uv_strerror(status), u->nops, transient(status) ? "yes" : "no");
-    for (size_t i = 0; status == 0 && i < u->ndsn; i++)
+    for (size_t i = 0; status == 0 && i < u->ndsn; i++) {
+        char to[LOG_VALUE_MAX];
         log_info(ss->log, "id=%s event=dsn_queued to=<%s> connector=%s", u->dsn[i].msg.id,
-                 u->dsn[i].to, u->dsn[i].connector);
+                 log_token(to, sizeof to, u->dsn[i].to), u->dsn[i].connector);
+    }
     /* The callback may free ss (an ATRN session ending): it comes last. */
     sched_settle_cb *cb = u->cb;
     void *cb_arg = u->arg;
@@ -303,8 +306,10 @@ sched_settle_dsn_make(struct server_conf *conf, struct log *log, const char *spo
                              .priority = CONNECTOR_PRIORITY_NORMAL, .system = true};
     struct router_result res;
     if (router_route(conf->router, rep.sender, &q, &res) != ROUTER_OK) {
+        char to[LOG_VALUE_MAX], why[LOG_VALUE_MAX];
         log_warn(log, "id=%s event=dsn status=dropped orig=%s to=<%s> reason=\"%s\"", id,
-                 rep.queue_id, rep.sender, res.error);
+                 rep.queue_id, log_token(to, sizeof to, rep.sender),
+                 log_text(why, sizeof why, res.error));
         router_result_fini(&res);
         util_buf_fini(&text);
         return false;
@@ -372,33 +377,26 @@ backoff(struct sched_settle *ss, unsigned attempts)
     return (int64_t)(delay + jitter);
 }
 
-/* Keep a remote reply safe inside a quoted log value. */
-static void
-safe_reply(const char *in, char *out, size_t len)
-{
-    size_t k = 0;
-    for (; *in && k + 1 < len; in++)
-        out[k++] = (*in == '"' || *in == '\\' || (unsigned char)*in < 0x20) ? '\'' : *in;
-    out[k] = '\0';
-}
-
+/* One line per attempt (SPEC §6); attempts is the count after it. */
 static void
 log_attempt(struct sched_settle *ss, const struct queue_entry *e, const struct delivery_info *info,
-            const char *status, const char *reply)
+            const char *status, const char *reply, unsigned attempts)
 {
     struct timeval tv;
-    metrics_count_delivery(ss->counters, e->connector, status);
+    /* marked to bounce by a reload: no connector of this config */
+    const char *conn = e->connector[0] == REROUTE_BOUNCE_PREFIX ? "none" : e->connector;
+    metrics_count_delivery(ss->counters, conn, status);
     gettimeofday(&tv, NULL);
     double delay = (double)tv.tv_sec + tv.tv_usec / 1e6 - (double)e->received;
-    char r[600];
-    safe_reply(reply, r, sizeof r);
+    char r[LOG_VALUE_MAX], to[LOG_VALUE_MAX], relay[LOG_VALUE_MAX], verify[LOG_VALUE_MAX];
     log_info(ss->log,
              "id=%s to=<%s> connector=%s relay=%s tls=%s cipher=%s verify=\"%s\" status=%s "
              "delay=%.2fs attempts=%u reply=\"%s\"",
-             e->id, e->rcpt, e->connector, info && info->relay[0] ? info->relay : "none",
+             e->id, log_token(to, sizeof to, e->rcpt), conn,
+             info && info->relay[0] ? log_token(relay, sizeof relay, info->relay) : "none",
              info ? info->tls : "none", info && info->cipher[0] ? info->cipher : "-",
-             info && info->verify[0] ? info->verify : "-", status, delay < 0 ? 0 : delay,
-             e->attempts + 1, r);
+             info && info->verify[0] ? log_text(verify, sizeof verify, info->verify) : "-",
+             status, delay < 0 ? 0 : delay, attempts, log_text(r, sizeof r, reply));
 }
 
 struct settle_lists {
@@ -416,7 +414,7 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
                          .last_attempt = now, .remote_mta = NULL};
     if (v->code >= 200 && v->code < 300) {
         add_op(u, OP_COMPLETE, e->entry);
-        log_attempt(u->ss, e, info, "sent", reply);
+        log_attempt(u->ss, e, info, "sent", reply, e->attempts + 1);
         if (v->relayed && (e->notify & QUEUE_NOTIFY_SUCCESS)) { /* RFC 3461 4.1 */
             d.action = DSN_RELAYED;
             d.status = "2.0.0";
@@ -427,7 +425,8 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     bool expired = now - e->received >= (int64_t)c->lifetime;
     if (v->code >= 500 || expired) {
         add_op(u, OP_BOUNCE, e->entry);
-        log_attempt(u->ss, e, info, expired && v->code < 500 ? "expired" : "bounced", reply);
+        log_attempt(u->ss, e, info, expired && v->code < 500 ? "expired" : "bounced", reply,
+                    e->attempts + 1);
         d.action = DSN_FAILED;
         d.status = v->code >= 500 ? (v->status[0] ? v->status : "5.0.0") : "4.4.7";
         if (wants(e->notify, QUEUE_NOTIFY_FAILURE))
@@ -445,7 +444,7 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     o->retrigger = u->ss->retrigger || (k != NULL && k->triggered);
     if (o->next < u->earliest && !o->retrigger)
         u->earliest = o->next;
-    log_attempt(u->ss, e, info, "deferred", reply);
+    log_attempt(u->ss, e, info, "deferred", reply, e->attempts + (v->counts ? 1u : 0u));
     if (c->delay_warning > 0 && !e->warned && now - e->received >= (int64_t)c->delay_warning &&
         wants(e->notify, QUEUE_NOTIFY_DELAY)) {
         d.action = DSN_DELAYED;

@@ -163,8 +163,9 @@ auth_done(uv_work_t *w, int status)
     explicit_bzero(j->password, strlen(j->password));
     s->auth_jobs--;
     if (!s->closing) {
-        log_info(s->env->log, "event=auth user=\"%s\" result=%s client=%s", j->user,
-                 j->ok ? "ok" : "failed", s->ip);
+        char user[LOG_VALUE_MAX];
+        log_info(s->env->log, "event=auth user=\"%s\" result=%s client=%s",
+                 log_text(user, sizeof user, j->user), j->ok ? "ok" : "failed", s->ip);
         answer(s, j->ok ? 235 : 535,
                j->ok ? "2.7.0 Authentication successful"
                      : "5.7.8 Authentication credentials invalid");

@@ -433,12 +433,13 @@ commit_done(void *arg, int status)
     struct commit *c = arg;
     struct session_txn *t = c->t;
     if (status == 0) {
+        char from[LOG_VALUE_MAX];
+        log_token(from, sizeof from, c->env.sender);
         log_info(t->env->log, "id=%s event=accepted from=<%s> nrcpt=%zu size=%llu client=%s",
-                 c->msgs[0].id, c->env.sender, c->nok, (unsigned long long)c->size,
-                 c->client_ip);
+                 c->msgs[0].id, from, c->nok, (unsigned long long)c->size, c->client_ip);
         if (c->nmsgs > 1)
             log_info(t->env->log, "id=%s event=dsn_queued orig=%s to=<%s>", c->msgs[1].id,
-                     c->msgs[0].id, c->env.sender);
+                     c->msgs[0].id, from);
         t->env->counters.received++;
         t->env->counters.dsn_created += c->nmsgs - 1;
         if (t->env->queued)

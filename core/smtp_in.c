@@ -423,7 +423,7 @@ static void
 command(struct smtp_in *m, const char *line)
 {
     if (m->stopping) {
-        close_with(m, "421 4.3.2 Service shutting down, closing connection");
+        close_with(m, "421 4.3.2 shutting down");
         return;
     }
     if (smtp_in_auth_active(&m->auth)) {

@@ -144,10 +144,27 @@ class Durability(unittest.TestCase):
         self.relay.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         rep = r.cmd("MAIL FROM:<a@example.org>")
-        self.assertTrue(rep.startswith("421 4.3.2"), rep)
+        self.assertEqual(rep.strip(), "421 4.3.2 shutting down")
         self.assertEqual(self.relay.proc.wait(timeout=15), 0)
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", self.relay.port), timeout=1)
+
+    def test_sigterm_grace_then_close(self):
+        """A session that says nothing more gets 10 s (SPEC §9), then is
+        closed, and serve exits 0 (timeouts longer than that here)."""
+        self.relay.cleanup()
+        self.relay = Relay(CONFIG.replace("command: 3s, data: 4s", "command: 60s, data: 60s"))
+        self.relay.start()
+        r = Raw(self.relay.port)
+        r.reply()
+        r.cmd("EHLO idle.example")
+        t0 = time.monotonic()
+        self.relay.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.relay.proc.wait(timeout=30), 0)
+        took = time.monotonic() - t0
+        self.assertGreater(took, 9.0)
+        self.assertLess(took, 14.0)
+        self.assertTrue(r.closed(timeout=2))
 
     def test_second_serve_refused(self):
         self.relay.start()

@@ -5,6 +5,7 @@ users_file, password and CA files), settings that need a restart, and a
 restart with a changed config, against aiosmtpd sinks."""
 import crypt
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bhtest import BIN, Relay, free_port, make_cert  # noqa: E402
@@ -118,6 +120,7 @@ class Reload(unittest.TestCase):
         self.assertEqual(dsn["rcpt_tos"], ["a@example.org"])
         self.assertIn("x@old.test", dsn["data"])
         self.assertIn("z@old.test", dsn["data"])
+        self.assertEqual(dsn["data"].count("Status: 5.4.4"), 2, dsn["data"])
         self.assertEqual(legacy.messages(), [])
         wait_for(lambda: states(r) == [], timeout=10)
         self.assertIn("event=reroute_wanted", r.log())
@@ -149,6 +152,45 @@ class Reload(unittest.TestCase):
         wait_for(lambda: len(moved.messages()) == 1, timeout=10)
         self.assertEqual(moved.messages()[0]["rcpt_tos"], ["m@move.test"])
         wait_for(lambda: [x[0] for x in states(r)] == ["k@keep.test"], timeout=10)
+
+    def test_reload_refusal_bounces_with_5_7_1(self):
+        """A recipient whose connector now refuses its sender bounces (5.7.1);
+        a down destination stays down across the reload (health is kept)."""
+        home = start_sink(name="home")
+        mport = free_port()
+        head = HEAD.replace("connectors:",
+                            'metrics: { listen: "127.0.0.1:%d" }\nconnectors:' % mport)
+        conn = f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: partner
+    address_spaces: [partner.test]
+    bridgeheads: ["127.0.0.1:9"]
+    health: {{ retry_initial: 1h, retry_max: 1h }}
+"""
+        r = self.relay(conn, head).start()
+
+        def destination_up():
+            with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as f:
+                body = f.read().decode()
+            m = re.search(r'bridgehead_destination_up\{destination="127\.0\.0\.1:9"\} (\d)', body)
+            return m and m.group(1)
+
+        send(r, ["p@partner.test"], sender="a@example.org")
+        wait_for(lambda: destination_up() == "0", timeout=20)
+        self.rewrite(r, conn + "    senders: { default: accept, reject: [\"a@example.org\"] }\n",
+                     head)
+        self.assertEqual(self.hup(r), "ok")
+        wait_for(lambda: len(home.messages()) == 1, timeout=10)
+        self.assertIn("Status: 5.7.1", home.messages()[0]["data"])
+        self.assertIn("p@partner.test", home.messages()[0]["data"])
+        self.assertEqual(destination_up(), "0")
+        # The bounce line names no internal marker as its connector.
+        line = [x for x in r.log().splitlines() if "to=<p@partner.test>" in x
+                and "status=bounced" in x][0]
+        self.assertIn(" connector=none ", line)
 
     def test_sighup_rereads_certificate_and_users_file(self):
         folder = tempfile.mkdtemp(prefix="bh-reload-")
