@@ -458,7 +458,7 @@ parse_misc(struct config_val *v, const struct ytree_node *m, struct connector *k
     config_val_uint(v, m, "max_connections", 1, UINT_MAX, &k->max_connections);
     config_val_uint(v, m, "max_messages_per_connection", 1, UINT_MAX,
                     &k->max_messages_per_connection);
-    config_val_size(v, m, "max_message_size", 0, &k->max_message_size);
+    config_val_size(v, m, "max_message_size", 1, &k->max_message_size);
     config_val_bool(v, m, "ehlo", &k->ehlo);
     config_val_bool(v, m, "triggered", &k->triggered);
     config_val_strings(v, m, "source_nodes", true, node_name_ok, &k->source_nodes,

@@ -153,7 +153,7 @@ parse_oversized(struct config_val *v, const struct ytree_node *o, size_t *n, uin
     if (ytree_get(o, "threshold") == NULL)
         config_val_missing(v, o, "threshold", "oversized windows need a threshold");
     else
-        config_val_size(v, o, "threshold", 0, threshold);
+        config_val_size(v, o, "threshold", 1, threshold);
     return parse_windows(v, o, n);
 }
 

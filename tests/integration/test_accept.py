@@ -44,6 +44,11 @@ connectors:
     bridgeheads: ["127.0.0.1:9"]
     triggered: true
     max_message_size: 2KiB
+  - name: urgent-only
+    address_spaces: [prio.test]
+    bridgeheads: ["127.0.0.1:9"]
+    triggered: true
+    content: { priorities: [high] }
 """
 
 OUTSIDE = "127.0.0.2"  # not in relay_networks
@@ -147,7 +152,9 @@ class Accept(unittest.TestCase):
         s.mail("a@wrong.test")
         code, msg = s.rcpt("p@partner.test")
         self.assertEqual(code, 550)
-        self.assertIn(b"5.7.1", msg)
+        self.assertTrue(msg.startswith(b"5.7.1"), msg)
+        self.assertIn(b"partner", msg)  # the connector, and why
+        self.assertIn(b"sender", msg)
         s.rset()
         s.mail("a@accepted.test")
         self.assertEqual(s.rcpt("p@partner.test")[0], 250)
@@ -178,6 +185,47 @@ class Accept(unittest.TestCase):
         body = self.relay.body(qid)
         self.assertIn(b"Status: 5.3.4", body)
         self.assertIn(b"s2@small.test", body)
+
+    def test_size_at_rcpt(self):
+        """SIZE= over every candidate's limit: 552 5.3.4 at RCPT (SPEC §3)."""
+        s = self.smtp()
+        self.assertEqual(s.docmd("MAIL FROM:<a@accepted.test> SIZE=3000")[0], 250)
+        code, msg = s.rcpt("s@small.test")
+        self.assertEqual(code, 552)
+        self.assertTrue(msg.startswith(b"5.3.4"), msg)
+        self.assertIn(b"small.test", msg)
+        self.assertEqual(s.rcpt("ok@elsewhere.test")[0], 250)
+        s.rset()
+        self.assertEqual(s.docmd("MAIL FROM:<a@accepted.test> SIZE=1000")[0], 250)
+        self.assertEqual(s.rcpt("s@small.test")[0], 250)
+        s.quit()
+
+    def test_priority_after_dot_partial_and_all(self):
+        """A refusal that only the message shows (its priority): 550 5.7.1
+        after the dot when all are refused, else 250 and a 5.7.1 DSN."""
+        normal = b"Subject: plain\r\n\r\nbody\r\n"
+        s = self.smtp()
+        s.mail("prio@accepted.test")
+        self.assertEqual(s.rcpt("h@prio.test")[0], 250)  # unknown priority passes
+        code, msg = s.data(normal)
+        self.assertEqual(code, 550)
+        self.assertTrue(msg.startswith(b"5.7.1"), msg)
+        self.assertEqual(self.rows_for("h@prio.test"), [])
+        s.mail("prio@accepted.test")
+        s.rcpt("h2@prio.test")
+        s.rcpt("ok2@elsewhere.test")
+        self.assertEqual(s.data(normal)[0], 250)
+        s.mail("prio@accepted.test")
+        s.rcpt("h3@prio.test")
+        self.assertEqual(s.data(b"Importance: high\r\nSubject: hi\r\n\r\nbody\r\n")[0], 250)
+        s.quit()
+        self.assertEqual(len(self.rows_for("ok2@elsewhere.test")), 1)
+        self.assertEqual(self.rows_for("h2@prio.test"), [])
+        self.assertEqual([r[3] for r in self.rows_for("h3@prio.test")], ["urgent-only"])
+        dsn = [r for r in self.rows_for("prio@accepted.test")
+               if b"h2@prio.test" in self.relay.body(r[0])]
+        self.assertEqual(len(dsn), 1)
+        self.assertIn(b"Status: 5.7.1", self.relay.body(dsn[0][0]))
 
     def test_size_limits(self):
         s = self.smtp()

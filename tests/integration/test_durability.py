@@ -311,6 +311,49 @@ class Limits(unittest.TestCase):
         finally:
             relay.cleanup()
 
+    def test_wildcard_v4_and_v6_on_one_port(self):
+        """[::] is IPv6 only (SPEC §2), so 0.0.0.0 and [::] on the same port
+        both bind, and each family reaches the server as itself. In a network
+        namespace of the test's own, whose only interface is loopback."""
+        wrapper = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
+        relay = Relay(CONFIG.replace('"127.0.0.1:@PORT@"',
+                                     '"0.0.0.0:@PORT@" }, { address: "[::]:@PORT@"'),
+                      wrapper=wrapper)
+        try:
+            relay.start(wait=False)
+            probe = ("import smtplib, sys, time\n"
+                     "for i in range(100):\n"
+                     "    try:\n"
+                     "        s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=10)\n"
+                     "        break\n"
+                     "    except OSError:\n"
+                     "        time.sleep(0.1)\n"
+                     "print(s.ehlo('both.example')[0]); s.quit()\n")
+            for host in ("127.0.0.1", "::1"):
+                p = subprocess.run(["nsenter", "-t", str(relay.proc.pid), "-n", "/usr/bin/python3",
+                                    "-c", probe, host, str(relay.port)],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual((p.returncode, p.stdout.strip()), (0, "250"), p.stderr)
+            log = relay.log()
+            self.assertIn("event=listening address=0.0.0.0:", log)
+            self.assertIn("event=listening address=[::]:", log)
+            self.assertIsNone(relay.proc.poll())
+        finally:
+            relay.cleanup()
+
+    def test_max_connections_beyond_the_fd_limit(self):
+        """A max_connections the file descriptor limit cannot hold is refused
+        at start (exit 1, with the numbers), not found out under load."""
+        relay = Relay(CONFIG.replace("server:\n", "server:\n  max_connections: 5000\n", 1))
+        try:
+            p = subprocess.run(["prlimit", "--nofile=256:256", BIN, "serve", "-c",
+                                relay.config_path], capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("max_connections 5000 needs", p.stderr)
+            self.assertIn("is 256", p.stderr)
+        finally:
+            relay.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

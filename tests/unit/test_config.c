@@ -654,6 +654,29 @@ test_diags_api(void **state)
     free(path);
 }
 
+/* A schedule without a timezone runs on UTC (SPEC §2): 21:30 UTC on a
+ * Monday is inside a 21:00-22:00 window, whatever TZ the process has. */
+static void
+test_schedule_default_timezone(void **state)
+{
+    (void)state;
+    setenv("TZ", "America/New_York", 1);
+    struct config *c = load_ok("connectors:\n"
+                               "  - name: c\n"
+                               "    address_spaces: [\"*\"]\n"
+                               "    schedule:\n"
+                               "      windows: [ {days: mon, from: \"21:00\", to: \"22:00\"} ]\n");
+    const struct schedule *s = c->connectors[0].schedule;
+    assert_non_null(s);
+    assert_string_equal(schedule_timezone(s), "UTC");
+    int64_t mon_2130 = 1796074200; /* 2026-11-30 21:30:00 UTC, a Monday */
+    assert_true(schedule_is_open(s, mon_2130, 0));
+    assert_false(schedule_is_open(s, mon_2130 + 3600, 0));
+    assert_int_equal(schedule_next_open(s, mon_2130 + 3600, 0), mon_2130 - 1800 + 7 * 86400);
+    config_unref(c);
+    unsetenv("TZ");
+}
+
 /* ---- reload: what a restart changes keeps its running value */
 
 static void
@@ -807,6 +830,7 @@ main(void)
         cmocka_unit_test(test_relay_allowed),
         cmocka_unit_test(test_domain_accepted),
         cmocka_unit_test(test_diags_api),
+        cmocka_unit_test(test_schedule_default_timezone),
         cmocka_unit_test(test_keep_restart_settings),
         cmocka_unit_test(test_same_transport),
     };

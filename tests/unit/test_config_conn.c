@@ -353,6 +353,13 @@ test_connector_values(void **state)
                "4:22: max_connections: must be between 1 and 4294967295");
     expect_err(CONN_A "    max_message_size: 1TB\n",
                "4:23: max_message_size: expected a size (512, 10KiB, 25MiB, 1GiB), got \"1TB\"");
+    /* 0 would silently mean "no limit": omit the key for that. */
+    expect_err(CONN_A "    max_message_size: 0\n", "4:23: max_message_size: must not be 0");
+    expect_err(CONN_A "    schedule:\n"
+                      "      windows: [ {days: sun, from: \"01:00\", to: \"05:00\"} ]\n"
+                      "      oversized: {threshold: 0, windows: [ {days: sun, from: \"01:00\", "
+                      "to: \"02:00\"} ]}\n",
+               "6:30: threshold: must not be 0");
 }
 
 /* ---- many problems at once */

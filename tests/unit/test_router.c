@@ -270,6 +270,17 @@ test_long_domain_ok(void **state)
     assert_int_equal(strlen(res.domain), 253);
     assert_int_equal(probes, 127);
     router_result_fini(&res);
+    /* One octet more (254, "xx." in front of 251) is no domain any more. */
+    char longer[300] = "a@xx.";
+    strcat(longer, rcpt + 4);
+    assert_int_equal(strlen(longer + 2), 254);
+    assert_int_equal(router_route(r, longer, NULL, &res), ROUTER_BAD_DOMAIN);
+    router_result_fini(&res);
+    /* A trailing root dot does not count: 253 + "." still routes. */
+    strcat(rcpt, ".");
+    assert_int_equal(router_route(r, rcpt, NULL, &res), ROUTER_OK);
+    assert_int_equal(strlen(res.domain), 253);
+    router_result_fini(&res);
     router_free(r);
     fixture_free(f);
 }
