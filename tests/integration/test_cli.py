@@ -208,6 +208,20 @@ class Cli(unittest.TestCase):
         for o in objs:
             self.assertEqual(len(o), 12)
 
+    def test_route_json_hostile_bytes(self):
+        """Bytes that are not UTF-8 in an argument: the JSON line stays valid
+        (U+FFFD), and valid UTF-8 comes through as it is."""
+        p = subprocess.run([BIN, "route", "-c", self.cfg, "--json",
+                            b"a\xff@example.com", "b\u00e9@example.com".encode(),
+                            b"c@\xc3(.example.com"], capture_output=True, timeout=30)
+        lines = p.stdout.splitlines()
+        self.assertEqual(len(lines), 3, p.stderr)
+        objs = [json.loads(line.decode("utf-8")) for line in lines]
+        self.assertEqual(objs[0]["recipient"], "a\ufffd@example.com")
+        self.assertEqual(objs[1]["recipient"], "b\u00e9@example.com")
+        self.assertIsNone(objs[2]["connector"])
+        self.assertIsNotNone(objs[2]["error"])
+
     def test_route_at_offset(self):
         # 23:30+01:00 is 22:30Z on a Monday: inside mon-fri 22:00-06:00 UTC.
         rc, objs, _ = self.route_json("--at", "2026-11-30T23:30:00+01:00", "a@contoso.com")

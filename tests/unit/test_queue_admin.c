@@ -280,8 +280,30 @@ test_stats(void **state)
     assert_int_equal(s.oldest[0], NOW - 1800);
     assert_int_equal(s.oldest[1], NOW - 2 * 86400);
     assert_int_equal(s.oldest[2], NOW - 2 * 86400);
-    assert_string_equal(queue_admin_age_bucket_name(0), "0-5m");
-    assert_string_equal(queue_admin_age_bucket_name(9), "1280m+");
+    static const char *const names[QUEUE_ADMIN_AGE_BUCKETS] = {
+        "0-5m",    "5-10m",    "10-20m",    "20-40m",     "40-80m",
+        "80-160m", "160-320m", "320-640m", "640-1280m", "1280m+"};
+    for (int i = 0; i < QUEUE_ADMIN_AGE_BUCKETS; i++)
+        assert_string_equal(queue_admin_age_bucket_name(i), names[i]);
+    /* Every boundary, one second either side, seen through b's message. */
+    int64_t received = NOW - 2 * 86400;
+    for (int k = 0; k + 1 < QUEUE_ADMIN_AGE_BUCKETS; k++) {
+        int64_t bound = 300LL << k; /* 5m, 10m, ... 1280m */
+        for (int side = 0; side < 2; side++) {
+            struct stat_seen t = {0};
+            assert_int_equal(queue_admin_stats(fx->q, received + bound - 1 + side, stat_collect, &t),
+                             0);
+            int row = -1;
+            for (int i = 0; i < t.n; i++)
+                if (strcmp(t.conn[i], "b") == 0)
+                    row = i;
+            assert_true(row >= 0);
+            for (int i = 0; i < QUEUE_ADMIN_AGE_BUCKETS; i++)
+                if (t.count[row][i] != (i == k + side ? 1u : 0u))
+                    fail_msg("age %lld s: bucket %d has %llu", (long long)(bound - 1 + side), i,
+                             (unsigned long long)t.count[row][i]);
+        }
+    }
     assert_null(queue_admin_age_bucket_name(10));
     assert_null(queue_admin_age_bucket_name(-1));
     /* A message from the future (clock skew) counts as new. */
