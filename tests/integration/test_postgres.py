@@ -6,7 +6,10 @@ source_nodes keeps a connector's mail on the nodes named; a node killed with
 -9 in the middle of deliveries has its leases taken over after the deadline
 with nothing lost; a node stalled (SIGSTOP) past its deadline has its entries
 taken over and, once it runs again, abandons its sessions instead of
-delivering a second copy; a second node with the same name is refused.
+delivering a second copy; a second node with the same name is refused; a
+session longer than the lease keeps it by renewal; `queue` commands wake the
+other nodes; several nodes starting at once on an empty database migrate it
+once.
 The lease length is 6 s here (BRIDGEHEAD_TEST_LEASE_SECONDS)."""
 import json
 import os
@@ -18,7 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bhtest import BIN, Relay  # noqa: E402
+from bhtest import BIN, Relay, wait_port  # noqa: E402
 from pglib import PgCluster, available  # noqa: E402
 from sinklib import start_sink, wait_for  # noqa: E402
 
@@ -200,6 +203,58 @@ class ScaleOut(unittest.TestCase):
         self.assertEqual(self.entries(), [])
         self.assertEqual(a.stop(), 0)
         self.assertEqual(b.stop(), 0)
+
+    def test_long_session_keeps_its_lease(self):
+        """A session longer than the lease: the holder renews it (every third
+        of the lease) and delivers once; the other node never takes over."""
+        self.slow.restart(delay_greeting=None, delay_data=LEASE + 4)
+        a, b = self.node("a"), self.node("b")
+        send(a, "long@slow.test")
+        self.slow.wait_messages(1, timeout=LEASE + 20)
+        time.sleep(3)  # a takeover by b would deliver a second copy by now
+        self.assertEqual(by_rcpt(self.slow), {"long@slow.test": ["relay-a.test"]})
+        self.assertNotIn("lease lost", a.log())
+        wait_for(lambda: self.entries() == [], timeout=10, what="an empty queue")
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(b.stop(), 0)
+
+    def test_queue_command_wakes_the_other_node(self):
+        """`queue release` on node a wakes node b (NOTIFY) for mail only b may
+        deliver (source_nodes); without it b would sleep for minutes."""
+        a = self.node("a")
+        send(a, "held@b.test")
+        rows = self.queue_list(a)
+        self.assertEqual([r["state"] for r in rows], ["queued"])
+        q = [BIN, "queue", "-c", a.config_path]
+        self.assertEqual(subprocess.run(q + ["hold", rows[0]["id"]], capture_output=True,
+                                        timeout=30).returncode, 0)
+        b = self.node("b")
+        time.sleep(1.5)  # b has looked at the queue and found nothing to do
+        self.assertEqual(by_rcpt(self.fast), {})
+        t0 = time.time()
+        self.assertEqual(subprocess.run(q + ["release", rows[0]["id"]], capture_output=True,
+                                        timeout=30).returncode, 0)
+        wait_for(lambda: by_rcpt(self.fast) == {"held@b.test": ["relay-b.test"]}, timeout=10,
+                 what="b delivering after the release")
+        self.assertLess(time.time() - t0, 5)
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(b.stop(), 0)
+
+    def test_first_start_of_several_nodes_at_once(self):
+        """Four nodes start together on an empty database: the migration runs
+        once, under the advisory lock, and every node comes up."""
+        nodes = [self.node(n, start=False) for n in "abcd"]
+        for n in nodes:
+            n.start(wait=False)
+        for n in nodes:
+            wait_port(n.port, proc=n.proc, timeout=30)
+        self.assertEqual(self.pg.sql("SELECT k FROM bh_meta ORDER BY k"),
+                         [["application"], ["version"]])
+        for i, n in enumerate(nodes):
+            send(n, f"m{i}@x.test")
+        wait_for(lambda: len(by_rcpt(self.fast)) == 4, timeout=20, what="four deliveries")
+        for n in nodes:
+            self.assertEqual(n.stop(), 0)
 
 
 if __name__ == "__main__":
