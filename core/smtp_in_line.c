@@ -37,20 +37,38 @@ limit(const char *s, size_t n, bool in_auth)
 }
 
 /* Discarding a too-long line up to its LF. */
+/* Does s[0..n) hold a NUL or a bare CR (one followed by anything but LF)?
+ * cr: the octet before s was a CR; a CR at the end of s is left to the
+ * next call. */
+static bool
+tainted(bool cr, const char *s, size_t n)
+{
+    if (cr && n > 0 && s[0] != '\n')
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0' || (s[i] == '\r' && i + 1 < n && s[i + 1] != '\n'))
+            return true;
+    return false;
+}
+
+/* Discarding a too-long line: a bare CR, a bare LF or a NUL in it makes it
+ * a bad line (500 5.5.2 and close, SPEC §9), else it is only too long. */
 static enum smtp_in_line_res
 skip(struct smtp_in_line *l, const char *s, size_t n, size_t *used)
 {
     const char *lf = memchr(s, '\n', n);
+    size_t k = lf == NULL ? n : (size_t)(lf - s) + 1;
+    l->bad = l->bad || tainted(l->cr, s, k);
+    *used = k;
     if (lf == NULL) {
         l->cr = s[n - 1] == '\r';
-        *used = n;
         return SMTP_IN_LINE_MORE;
     }
-    size_t k = (size_t)(lf - s) + 1;
     bool bare = k == 1 ? !l->cr : s[k - 2] != '\r';
-    *used = k;
+    bool bad = bare || l->bad;
     l->skipping = false;
-    return bare ? SMTP_IN_LINE_BAD : SMTP_IN_LINE_LONG;
+    l->bad = false;
+    return bad ? SMTP_IN_LINE_BAD : SMTP_IN_LINE_LONG;
 }
 
 /* No LF yet: when the line is sure to be too long (it is at least this
@@ -63,6 +81,7 @@ partial(struct smtp_in_line *l, const char *s, size_t n, bool in_auth, size_t *u
         return SMTP_IN_LINE_MORE;
     l->skipping = true;
     l->cr = cr;
+    l->bad = tainted(false, s, n);
     l->auth = is_auth(s, n, in_auth);
     *used = n;
     return SMTP_IN_LINE_MORE;
@@ -86,7 +105,7 @@ smtp_in_line_next(struct smtp_in_line *l, char *buf, size_t n, bool in_auth, siz
     /* Too long first, as when the line is discarded while it arrives. */
     if (k > limit(buf, k, in_auth)) {
         l->auth = is_auth(buf, k, in_auth);
-        return bare ? SMTP_IN_LINE_BAD : SMTP_IN_LINE_LONG;
+        return bare || tainted(false, buf, k) ? SMTP_IN_LINE_BAD : SMTP_IN_LINE_LONG;
     }
     if (bare || memchr(buf, '\0', k) != NULL || memchr(buf, '\r', k - 2) != NULL)
         return SMTP_IN_LINE_BAD;

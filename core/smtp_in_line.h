@@ -31,6 +31,7 @@ struct smtp_in_line {
     bool skipping; /* discarding a too-long line */
     bool cr;       /* the last octet discarded was a CR */
     bool auth;     /* the too-long line belonged to an AUTH exchange */
+    bool bad;      /* the discarded part held a bare CR or a NUL */
 };
 
 /* Look at buf[0..n). in_auth: an AUTH exchange waits for a response line.

@@ -322,6 +322,34 @@ test_bare_line_endings(void **state)
     char *in = drv_line("NOOP\r\nNOOP ", 'x', 600, "\nNOOP\r\n");
     drv_check(&p, (const char *const[]){in, NULL}, want);
     free(in);
+    /* ... and so is one with a bare CR inside, near its start or its end,
+     * in one piece or discarded as it arrives (split at every offset) */
+    static const char *const heads[] = {"NOOP\r\nNO\rOP ", "NOOP\r\nNOOP "};
+    static const char *const tails[] = {"\r\nNOOP\r\n", "y\rz\r\nNOOP\r\n"};
+    for (int i = 0; i < 2; i++)
+        for (size_t len = 600; len <= 5000; len += 4400) {
+            in = drv_line(heads[i], 'x', len, tails[i]);
+            drv_check(&p, (const char *const[]){in, NULL}, want);
+            free(in);
+        }
+    /* a NUL in a too-long line, whole or in pieces */
+    for (size_t len = 600; len <= 5000; len += 4400) {
+        size_t n = 6 + len + 8;
+        char *buf = malloc(n);
+        assert_non_null(buf);
+        memcpy(buf, "NOOP\r\n", 6);
+        memset(buf + 6, 'x', len);
+        buf[6 + len / 2] = '\0';
+        memcpy(buf + 6 + len, "\r\nNOOP\r\n", 8);
+        for (size_t step = 1; step <= n; step = step * 3 + 1) {
+            drv_init(&d, &p, true);
+            for (size_t off = 0; off < n; off += step)
+                drv_feed(&d, buf + off, off + step <= n ? step : n - off);
+            assert_string_equal(d.log, want);
+            drv_fini(&d);
+        }
+        free(buf);
+    }
 }
 
 /* MAIL+RCPT+RCPT+DATA in one read, answers given later: replies in order,
