@@ -404,6 +404,14 @@ struct settle_lists {
     size_t nfailed, ndelayed, nrelayed;
 };
 
+/* Is r a reply from a remote server ("451 4.3.0 ..."), not our reason? */
+static bool
+remote_reply(const char *r)
+{
+    return r != NULL && r[0] >= '2' && r[0] <= '5' && r[1] >= '0' && r[1] <= '9' &&
+           r[2] >= '0' && r[2] <= '9' && (r[3] == ' ' || r[3] == '-' || r[3] == '\0');
+}
+
 static void
 settle_one(struct update *u, const struct queue_entry *e, const struct delivery_verdict *v,
            const struct delivery_info *info, int64_t now, struct settle_lists *l)
@@ -424,6 +432,11 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     }
     bool expired = now - e->received >= (int64_t)c->lifetime;
     if (v->code >= 500 || expired) {
+        /* Expired after an attempt that got no reply (no destination up, a
+         * refused connection): the DSN quotes the last reply on record
+         * (SPEC §9), not this local failure. */
+        if (v->code == 0 && remote_reply(e->last_reply))
+            d.diagnostic = e->last_reply;
         add_op(u, OP_BOUNCE, e->entry);
         log_attempt(u->ss, e, info, expired && v->code < 500 ? "expired" : "bounced", reply,
                     e->attempts + 1);
@@ -437,7 +450,9 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     o->count = v->counts;
     o->next = v->counts ? now + backoff(u->ss, e->attempts) : (v->retry_at > now ? v->retry_at
                                                                                 : now + 1);
-    o->reply = xstrdup(reply);
+    /* A local reason (no destination up, connection refused) does not
+     * replace a remote reply on record: the expiry DSN quotes that one. */
+    o->reply = v->code == 0 && remote_reply(e->last_reply) ? NULL : xstrdup(reply);
     /* SPEC §4: on a triggered connector a temporary failure waits for the
      * next trigger (ETRN, ATRN, flush), never for a retry time. */
     const struct connector *k = config_connector(c, e->connector);

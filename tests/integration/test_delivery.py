@@ -249,8 +249,42 @@ class Delivery(unittest.TestCase):
         subjects = sorted(m["subject"] for m in home.messages())
         self.assertIn("Delayed Mail", subjects[0])
         self.assertIn("Undelivered", subjects[1])
+        bounce = [m for m in home.messages() if "Undelivered" in m["subject"]][0]["data"]
+        self.assertIn("Action: failed", bounce)
+        self.assertIn("Status: 4.4.7", bounce)
+        self.assertIn("451 4.3.0 try later", bounce)
         self.assertIn("status=expired", r.log())
         self.assertEqual(states(r), [])
+
+    def test_expired_quotes_the_last_remote_reply(self):
+        """The last attempt finds the destination gone: the 4.4.7 DSN still
+        quotes the remote's last reply, not the refused connection."""
+        home = start_sink(name="home")
+        slow = start_sink(name="slow", data_reply="451 4.3.0 come back later")
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{slow.port}"]
+    tls: {{ mode: none }}
+    health: {{ retry_initial: 1s, retry_max: 1s }}
+""", extra="")
+        with open(r.config_path) as f:
+            cfg = f.read().replace("delay_warning: 0s", "lifetime: 5s")
+        with open(r.config_path, "w") as f:
+            f.write(cfg)
+        r.start()
+        send(r, ["gone@else.test"], sender="a@example.org")
+        wait_for(lambda: "status=deferred" in r.log(), timeout=20)
+        slow.stop()
+        wait_for(lambda: len(home.messages()) == 1, timeout=30)
+        bounce = home.messages()[0]["data"]
+        self.assertIn("Status: 4.4.7", bounce)
+        self.assertIn("451 4.3.0 come back later", bounce)
+        self.assertNotIn("refused", bounce)
 
     def test_outbound_auth_failure_defers(self):
         ca = tempfile.mkdtemp(prefix="bh-auth-")
