@@ -20,7 +20,8 @@ struct reroute {
     void (*done)(void *);
     void *arg;
     int64_t now;
-    int changed, bounced;
+    int changed, bounced, expired;
+    bool quiet; /* a periodic pass: log only when it changed something */
     char bounce_554[8], bounce_571[8];
 };
 
@@ -30,6 +31,15 @@ reroute_one(const struct queue_entry *e, struct queue_admin_change *c, void *arg
     struct reroute *r = arg;
     if (e->connector[0] == REROUTE_BOUNCE_PREFIX)
         return false; /* already marked */
+    if (!e->held && (e->state == QUEUE_SCHEDULED || e->state == QUEUE_TRIGGERED) &&
+        r->now - e->received >= (int64_t)r->conf->config->lifetime) {
+        /* Past its lifetime while waiting for a window or a trigger: due
+         * now, and the scheduler bounces it (4.4.7) without an attempt. */
+        c->state = QUEUE_QUEUED;
+        c->next_attempt = r->now;
+        r->expired++;
+        return true;
+    }
     struct router_query q = {.sender = e->sender, .size = e->size, .priority = e->priority,
                              .system = e->system};
     struct router_result res;
@@ -78,8 +88,9 @@ reroute_done(void *arg, int status)
     struct reroute *r = arg;
     if (status < 0)
         log_error(r->log, "event=reroute status=failed error=\"%s\"", uv_strerror(status));
-    else
-        log_info(r->log, "event=reroute changed=%d to_bounce=%d", r->changed, r->bounced);
+    else if (!r->quiet || r->changed > 0)
+        log_info(r->log, "event=reroute changed=%d to_bounce=%d expired=%d", r->changed,
+                 r->bounced, r->expired);
     if (r->done)
         r->done(r->arg);
     server_conf_unref(r->conf);
@@ -87,10 +98,11 @@ reroute_done(void *arg, int status)
 }
 
 void
-reroute_start(struct store *store, struct server_conf *conf, struct log *log,
+reroute_start(struct store *store, struct server_conf *conf, struct log *log, bool quiet,
               void (*done)(void *arg), void *arg)
 {
     struct reroute *r = xcalloc(1, sizeof *r);
+    r->quiet = quiet;
     r->conf = server_conf_ref(conf);
     r->log = log;
     r->done = done;

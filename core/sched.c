@@ -25,6 +25,7 @@
 #define BACKLOG_LOW 64     /* lease more when a backlog falls below this */
 #define BACKLOG_HIGH 4096  /* hold at most this many leased recipients in memory */
 #define TIMER_MAX_S 300  /* look again at least this often */
+#define SWEEP_MAX_S 3600 /* the lifetime pass runs at least this often */
 #define SETTLE_RETRY_S 5 /* a settlement refused by the storage is tried again */
 
 struct sched_conn {
@@ -69,6 +70,8 @@ struct sched {
     int64_t timer_due;
     bool leasing, again, stopping;
     bool rerouting, reroute_again; /* a reroute pass runs; another is wanted */
+    bool reroute_loud;             /* the pass wanted is not only the periodic one */
+    int64_t next_sweep;            /* the next periodic pass (lifetime expiry) */
     void (*stopped)(void *);
     void *stopped_arg;
     size_t ndeliveries;
@@ -79,7 +82,7 @@ struct sched {
 
 static void dispatch(struct sched *s, struct sched_conn *sc);
 static void maybe_free(struct sched *s);
-static void reroute(struct sched *s);
+static void reroute(struct sched *s, bool quiet);
 static void on_settled(void *arg, int64_t earliest);
 
 static uint64_t
@@ -124,11 +127,26 @@ build_conns(struct sched *s)
 
 static void lease(struct sched *s);
 
+/* Scheduled and triggered recipients are not due by themselves; a pass
+ * over the queue every so often finds those past their lifetime. */
+static int64_t
+sweep_interval(const struct sched *s)
+{
+    int64_t iv = (int64_t)s->conf->config->lifetime / 4;
+    return iv < 1 ? 1 : iv > SWEEP_MAX_S ? SWEEP_MAX_S : iv;
+}
+
 static void
 on_timer(uv_timer_t *t)
 {
     struct sched *s = t->data;
     s->timer_due = 0;
+    int64_t now = (int64_t)time(NULL);
+    if (now >= s->next_sweep) {
+        s->next_sweep = now + sweep_interval(s);
+        reroute(s, true); /* then lease */
+        return;
+    }
     lease(s);
 }
 
@@ -137,6 +155,8 @@ static void
 wake_at(struct sched *s, int64_t t)
 {
     int64_t now = (int64_t)time(NULL);
+    if (t > s->next_sweep)
+        t = s->next_sweep;
     if (t < now)
         t = now;
     if (t > now + TIMER_MAX_S)
@@ -208,6 +228,13 @@ enqueue_job(struct sched *s, struct delivery_job *job, int64_t now)
                                 s);
         return;
     }
+    if (now - e0->received >= (int64_t)s->conf->config->lifetime) {
+        /* Past its lifetime (SPEC §4): bounced (4.4.7, with the last reply
+         * on record) without another attempt. */
+        sched_settle_defer_all(s->settle, job, 0, "lifetime expired before the next attempt",
+                               on_settled, s);
+        return;
+    }
     if (sc == NULL) {
         /* Committed by a session that began before a reload (or queued
          * before a restart) for a connector that is gone: back to the
@@ -216,7 +243,7 @@ enqueue_job(struct sched *s, struct delivery_job *job, int64_t now)
         log_info(s->env.log, "id=%s event=reroute_wanted connector=%s msg=\"connector no longer "
                  "configured\"", e0->id, job->connector);
         sched_settle_defer_all(s->settle, job, now + 60, NULL, on_settled, s);
-        reroute(s);
+        reroute(s, false);
         return;
     }
     if (waits_for_window(sc, job, now)) {
@@ -610,7 +637,8 @@ sched_new(uv_loop_t *loop, struct server_conf *conf, struct store *store, struct
     build_conns(s);
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
-    reroute(s); /* then lease */
+    s->next_sweep = (int64_t)time(NULL) + sweep_interval(s);
+    reroute(s, false); /* then lease */
     return s;
 }
 
@@ -622,8 +650,10 @@ on_rerouted(void *arg)
     if (s->stopping) {
         maybe_free(s);
     } else if (s->reroute_again) {
+        bool quiet = !s->reroute_loud;
         s->reroute_again = false;
-        reroute(s);
+        s->reroute_loud = false;
+        reroute(s, quiet);
     } else {
         lease(s);
     }
@@ -634,14 +664,15 @@ on_rerouted(void *arg)
  * down), after a reload, and when an entry names a connector that is
  * gone. One pass at a time; a request during a pass runs one more. */
 static void
-reroute(struct sched *s)
+reroute(struct sched *s, bool quiet)
 {
     if (s->rerouting) {
         s->reroute_again = true;
+        s->reroute_loud = s->reroute_loud || !quiet;
         return;
     }
     s->rerouting = true;
-    reroute_start(s->env.store, s->conf, s->env.log, on_rerouted, s);
+    reroute_start(s->env.store, s->conf, s->env.log, quiet, on_rerouted, s);
 }
 
 void
@@ -673,7 +704,7 @@ sched_set_conf(struct sched *s, struct server_conf *conf)
     free(old);
     server_conf_unref(old_conf);
     sched_settle_set_conf(s->settle, conf);
-    reroute(s);
+    reroute(s, false);
 }
 
 static void

@@ -256,6 +256,57 @@ class Delivery(unittest.TestCase):
         self.assertIn("status=expired", r.log())
         self.assertEqual(states(r), [])
 
+    def test_lifetime_while_waiting_and_no_attempt_past_it(self):
+        """lifetime runs whatever the state (SPEC §4, §9): a triggered and a
+        never-open scheduled recipient bounce (4.4.7) without ever being
+        tried, and a deferred one whose retry falls after its lifetime
+        bounces at that time without another attempt."""
+        home = start_sink(name="home")
+        # One minute, twelve hours from now: not open during this test.
+        t = time.gmtime(time.time() + 43200)
+        day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][t.tm_wday]
+        end = t.tm_hour * 60 + t.tm_min + 1
+        window = (f'{{ days: {day}, from: "{t.tm_hour:02}:{t.tm_min:02}", '
+                  f'to: "{end // 60:02}:{end % 60:02}" }}')
+        held = start_sink(name="held", log_connections=True)
+        slow = start_sink(name="slow", data_reply="451 4.3.0 try later", log_connections=True)
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: trig
+    address_spaces: [trig.test]
+    bridgeheads: ["127.0.0.1:{held.port}"]
+    triggered: true
+  - name: never
+    address_spaces: [never.test]
+    bridgeheads: ["127.0.0.1:{held.port}"]
+    schedule: {{ windows: [ {window} ] }}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{slow.port}"]
+    tls: {{ mode: none }}
+""", extra="")
+        with open(r.config_path) as f:
+            cfg = f.read().replace("queue: { retry_initial: 1s, retry_max: 2s, delay_warning: 0s }",
+                                   "queue: { retry_initial: 8s, retry_max: 8s, lifetime: 4s }")
+        with open(r.config_path, "w") as f:
+            f.write(cfg)
+        r.start()
+        send(r, ["t@trig.test"], sender="a@example.org")
+        send(r, ["n@never.test"], sender="b@example.org")
+        send(r, ["d@else.test"], sender="c@example.org")
+        wait_for(lambda: len(home.messages()) == 3, timeout=30)
+        for m in home.messages():
+            self.assertIn("Undelivered", m["subject"])
+            self.assertIn("Status: 4.4.7", m["data"])
+        self.assertEqual(sorted(m["rcpt_tos"][0] for m in home.messages()),
+                         ["a@example.org", "b@example.org", "c@example.org"])
+        self.assertEqual(held.events("connect"), [])  # never tried
+        self.assertEqual(len(slow.events("connect")), 1)  # one attempt, not two
+        wait_for(lambda: states(r) == [], timeout=10)
+
     def test_expired_quotes_the_last_remote_reply(self):
         """The last attempt finds the destination gone: the 4.4.7 DSN still
         quotes the remote's last reply, not the refused connection."""
