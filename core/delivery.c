@@ -424,6 +424,29 @@ connect_addr(struct delivery *d, const struct sockaddr_storage *ss)
     uv_timer_start(&d->timer, on_timeout, d->k->timeouts.connect * 1000, 0);
 }
 
+/* A bridgehead given by name is one destination to the balancer, which
+ * looks its health up as "name:port" (sched.c), while connections mark
+ * each address. So the name is marked too: down once none of its
+ * addresses could be used, up again as soon as one of them answers. */
+static void
+name_health(struct delivery *d, bool up)
+{
+    if (d->di >= d->ndests)
+        return;
+    const struct delivery_dest *dest = &d->dests[d->di];
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, dest->host, ip) == 1 || inet_pton(AF_INET6, dest->host, ip) == 1)
+        return; /* an address: the connection marks it itself */
+    char key[300];
+    snprintf(key, sizeof key, "%s:%u", dest->host, dest->port);
+    int64_t now = (int64_t)time(NULL);
+    if (up)
+        health_mark_up(d->env.health, key);
+    else if (health_is_up(d->env.health, key, now))
+        health_mark_down(d->env.health, key, now, d->k->health_retry_initial,
+                         d->k->health_retry_max);
+}
+
 /* The next address of the current destination that is up, or the next
  * destination. */
 static void
@@ -443,6 +466,8 @@ try_addr(struct delivery *d)
             snprintf(d->reason, sizeof d->reason, "%s is down", d->relay);
         d->ai++;
     }
+    if (!d->finishing)
+        name_health(d, false);
     d->di++;
     next_destination(d);
 }
@@ -458,6 +483,7 @@ on_resolved(void *arg, const struct dns_result *r)
     if (r->status != DNS_OK || r->n == 0) {
         snprintf(d->reason, sizeof d->reason, "cannot resolve %s: %s", d->dests[d->di].host,
                  r->why);
+        name_health(d, false);
         d->di++;
         next_destination(d);
         return;
@@ -578,6 +604,7 @@ on_ready(struct delivery *d)
     if (!d->ready_once) {
         d->ready_once = true;
         health_mark_up(d->env.health, d->relay);
+        name_health(d, true);
     }
     if (d->job == NULL && d->sent < d->k->max_messages_per_connection)
         d->job = d->ops->next_job(d->arg, d);

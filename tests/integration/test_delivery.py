@@ -116,6 +116,30 @@ class Delivery(unittest.TestCase):
     def test_round_robin_exact(self):
         self.assertEqual(self.weighted("round_robin"), (150, 50))
 
+    def test_named_bridgehead_down_is_left_out(self):
+        """A bridgehead given by name ("localhost", /etc/hosts) that is down
+        leaves the balancing (SPEC §4: over the bridgeheads that are up): the
+        others share the mail by their own weights, 3:1."""
+        a, b = start_sink(name="a"), start_sink(name="b")
+        dead = free_port()
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads:
+      - {{ host: localhost, port: {dead}, weight: 2 }}
+      - {{ host: 127.0.0.1, port: {a.port}, weight: 3 }}
+      - {{ host: 127.0.0.1, port: {b.port}, weight: 1 }}
+    max_messages_per_connection: 1
+    health: {{ retry_initial: 1h, retry_max: 1h }}
+    tls: {{ mode: none }}
+""").start()
+        send(r, ["w@else.test"], n=120)
+        wait_for(lambda: len(a.messages()) + len(b.messages()) >= 120, timeout=60)
+        na, nb = len(a.messages()), len(b.messages())
+        self.assertEqual(na + nb, 120)
+        # Only the first job or two can meet the name before it is down.
+        self.assertLessEqual(abs(na - 90), 4, (na, nb))
+
     def test_random_weighted(self):
         na, nb = self.weighted("random")
         self.assertEqual(na + nb, 200)
