@@ -292,10 +292,18 @@ wants(unsigned notify, unsigned bit)
                        : (notify & bit) != 0 && !(notify & QUEUE_NOTIFY_NEVER);
 }
 
+/* server.postmaster, unless it is to itself that a DSN could not go. */
+static const char *
+postmaster_for(const struct server_conf *conf, const char *failed_to)
+{
+    const char *pm = conf->config->postmaster;
+    return pm != NULL && util_strcasecmp(pm, failed_to) != 0 ? pm : NULL;
+}
+
 bool
 sched_settle_dsn_make(struct server_conf *conf, struct log *log, const char *spool_dir,
                       struct dsn_report rep, const struct dsn_rcpt *d, size_t n,
-                      struct sched_settle_dsn *out)
+                      struct sched_settle_dsn *out, bool *dropped)
 {
     char id[QUEUE_ID_LEN + 1];
     queue_id_new(id);
@@ -307,12 +315,18 @@ sched_settle_dsn_make(struct server_conf *conf, struct log *log, const char *spo
     struct router_result res;
     if (router_route(conf->router, rep.sender, &q, &res) != ROUTER_OK) {
         char to[LOG_VALUE_MAX], why[LOG_VALUE_MAX];
-        log_warn(log, "id=%s event=dsn status=dropped orig=%s to=<%s> reason=\"%s\"", id,
+        const char *pm = postmaster_for(conf, rep.sender);
+        log_warn(log, "id=%s event=dsn status=dropped orig=%s to=<%s> reason=\"%s\" copy=%s", id,
                  rep.queue_id, log_token(to, sizeof to, rep.sender),
-                 log_text(why, sizeof why, res.error));
+                 log_text(why, sizeof why, res.error), pm ? "postmaster" : "none");
         router_result_fini(&res);
         util_buf_fini(&text);
-        return false;
+        *dropped = true;
+        if (pm == NULL)
+            return false;
+        rep.sender = pm; /* SPEC §4: the copy goes to server.postmaster */
+        bool again = false;
+        return sched_settle_dsn_make(conf, log, spool_dir, rep, d, n, out, &again);
     }
     out->to = xstrdup(rep.sender);
     out->connector = xstrdup(res.connector->name);
@@ -338,27 +352,49 @@ sched_settle_dsn_fini(struct sched_settle_dsn *o)
     memset(o, 0, sizeof *o);
 }
 
-/* A DSN for the recipients d[0..n) of job, stored with the updates. */
+/* A DSN for the recipients d[0..n) of job, stored with the updates.
+ * failure: d are bounces. Mail from <> (a DSN itself) gets none (SPEC §4);
+ * when it bounces it is dropped, logged and counted, and a copy of the
+ * report goes to server.postmaster when that is set. */
 static void
 add_dsn(struct update *u, const struct delivery_job *job, const struct dsn_rcpt *d, size_t n,
-        int64_t now)
+        int64_t now, bool failure)
 {
     struct sched_settle *ss = u->ss;
     const struct queue_entry *e0 = &job->entries[0];
-    if (n == 0 || e0->sender[0] == '\0' || u->ndsn >= 3)
+    if (n == 0 || u->ndsn >= 3)
         return;
     struct dsn_report rep = {.hostname = ss->conf->config->hostname, .sender = e0->sender,
                              .queue_id = e0->id, .envid = e0->envid, .arrival = e0->received,
                              .now = now, .full = e0->ret == QUEUE_RET_FULL,
                              .original = job->body ? job->body : "",
                              .original_len = job->body ? job->body_len : 0};
-    if (sched_settle_dsn_make(ss->conf, ss->log, ss->spool_dir, rep, d, n, &u->dsn[u->ndsn])) {
+    bool dropped = false;
+    if (e0->sender[0] == '\0') {
+        if (!failure)
+            return;
+        const char *pm = ss->conf->config->postmaster;
+        for (size_t i = 0; pm != NULL && i < n; i++)
+            if (postmaster_for(ss->conf, d[i].recipient) == NULL)
+                pm = NULL; /* the postmaster's own copy failed: no copy of it */
+        char to[LOG_VALUE_MAX], why[LOG_VALUE_MAX];
+        log_warn(ss->log, "id=%s event=dsn status=dropped to=<%s> reason=\"%s\" copy=%s", e0->id,
+                 log_token(to, sizeof to, d[0].recipient),
+                 log_text(why, sizeof why, d[0].diagnostic), pm ? "postmaster" : "none");
+        ss->counters->dsn_dropped++;
+        if (pm == NULL)
+            return;
+        rep.sender = pm;
+        rep.full = true; /* the undeliverable report itself, for the postmaster */
+    }
+    if (sched_settle_dsn_make(ss->conf, ss->log, ss->spool_dir, rep, d, n, &u->dsn[u->ndsn],
+                              &dropped)) {
         u->ndsn++;
         u->earliest = now; /* the DSN is due at once: wake the scheduler */
         ss->counters->dsn_created++;
-    } else {
-        ss->counters->dsn_dropped++;
     }
+    if (dropped)
+        ss->counters->dsn_dropped++;
 }
 
 /* ---- verdicts ----------------------------------------------------------------- */
@@ -479,13 +515,13 @@ sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
                              xcalloc(job->n, sizeof *l.relayed), 0, 0, 0};
     for (size_t i = 0; i < job->n; i++)
         settle_one(u, &job->entries[i], &v[i], info, now, &l);
-    add_dsn(u, job, l.failed, l.nfailed, now);
+    add_dsn(u, job, l.failed, l.nfailed, now, true);
     if (l.ndelayed > 0) {
-        add_dsn(u, job, l.delayed, l.ndelayed, now);
+        add_dsn(u, job, l.delayed, l.ndelayed, now, false);
         struct op *o = add_op(u, OP_WARNED, 0);
         memcpy(o->id, job->entries[0].id, sizeof o->id);
     }
-    add_dsn(u, job, l.relayed, l.nrelayed, now);
+    add_dsn(u, job, l.relayed, l.nrelayed, now, false);
     free(l.failed);
     free(l.delayed);
     free(l.relayed);

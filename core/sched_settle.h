@@ -89,11 +89,13 @@ struct sched_settle_dsn {
  * Build the DSN that rep and d[0..n) describe, route it to rep.sender as a
  * system message from <>, and fill *out (rep.boundary_seed is set here to the
  * DSN's new queue ID). A DSN that cannot be routed is logged with
- * status=dropped and false comes back, out untouched.
+ * status=dropped and *dropped set; its copy then goes to server.postmaster
+ * when that is set and routes (true, *out filled), else false comes back,
+ * out untouched.
  */
 bool sched_settle_dsn_make(struct server_conf *conf, struct log *log, const char *spool_dir,
                            struct dsn_report rep, const struct dsn_rcpt *d, size_t n,
-                           struct sched_settle_dsn *out);
+                           struct sched_settle_dsn *out, bool *dropped);
 void sched_settle_dsn_fini(struct sched_settle_dsn *o);
 
 /* The state a newly routed recipient starts in: triggered, scheduled until

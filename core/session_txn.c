@@ -420,9 +420,11 @@ add_dsn(struct commit *c, int64_t now, const char **status, char **why)
                              .arrival = now, .now = now, .full = false,
                              .original = t->headers.p ? t->headers.p : "",
                              .original_len = t->headers.len};
-    if (sched_settle_dsn_make(c->conf, t->env->log, t->env->spool_dir, rep, d, nd, &c->dsn))
+    bool dropped = false;
+    if (sched_settle_dsn_make(c->conf, t->env->log, t->env->spool_dir, rep, d, nd, &c->dsn,
+                              &dropped))
         c->msgs[c->nmsgs++] = c->dsn.msg;
-    else
+    if (dropped)
         t->env->counters.dsn_dropped++;
     free(d);
 }
