@@ -18,6 +18,7 @@
 #include "core/store.h"
 #include "routing/router.h"
 #include "storage/queue.h"
+#include "storage/queue_admin.h"
 
 enum op_kind { OP_COMPLETE, OP_DEFER, OP_BOUNCE, OP_STATE, OP_WARNED };
 
@@ -32,17 +33,37 @@ struct op {
     char id[QUEUE_ID_LEN + 1];
 };
 
+/* What the storage thread needs to widen a delay warning to every pending
+ * recipient of the message (SPEC §4). Copies: the job is freed as soon as
+ * the update is submitted. */
+struct delay_plan {
+    struct server_conf *conf; /* referenced: a reload may swap ss->conf meanwhile */
+    struct dsn_report rep;  /* its strings point into owned */
+    struct dsn_rcpt *d;     /* this job's delayed recipients */
+    size_t nd, cap;
+    int64_t *job_entries;   /* every entry of the job */
+    size_t njob;
+    char **owned;
+    size_t nowned, capowned;
+};
+
 struct update {
     struct sched_settle *ss;
+    struct delay_plan *delay; /* with a delay warning in dsn[delay_dsn] */
     struct op *ops;
     size_t nops;
     struct sched_settle_dsn dsn[3];
     size_t ndsn;
+    int delay_dsn;   /* the index of the delay warning in dsn, or -1 */
+    bool drop_delay; /* storage thread: the message was warned already */
     int64_t earliest;
     sched_settle_cb *cb;
     void *arg;
     struct update *next; /* in sched_settle.failed */
 };
+
+static void widen_delay(struct queue *q, struct update *u);
+static bool wants(unsigned notify, unsigned bit);
 
 struct sched_settle {
     struct store *store;
@@ -164,16 +185,23 @@ update_run(struct queue *q, void *arg)
      * worth an fsync per job. Acceptance commits stay FULL. */
     queue_set_durable(q, false);
     int rc = queue_txn_begin(q);
+    u->drop_delay = false;
     for (size_t i = 0; rc == 0 && i < u->nops; i++) {
         int r = apply(q, &u->ops[i]);
-        if (r < 0 && r != BH_ENOENT) /* deleted meanwhile: nothing to do */
+        if (r == BH_ENOENT && u->ops[i].kind == OP_WARNED)
+            u->drop_delay = true; /* another settlement sent the warning */
+        else if (r < 0 && r != BH_ENOENT) /* deleted meanwhile: nothing to do */
             rc = r;
     }
+    if (rc == 0 && u->delay != NULL && !u->drop_delay)
+        widen_delay(q, u);
     if (rc == 0 && u->ndsn > 0) {
         struct queue_msg msgs[3];
+        size_t n = 0;
         for (size_t i = 0; i < u->ndsn; i++)
-            msgs[i] = u->dsn[i].msg;
-        rc = queue_commit(q, msgs, u->ndsn);
+            if (!(u->drop_delay && (int)i == u->delay_dsn))
+                msgs[n++] = u->dsn[i].msg;
+        rc = n > 0 ? queue_commit(q, msgs, n) : 0;
     }
     if (rc < 0)
         queue_txn_rollback(q);
@@ -183,9 +211,99 @@ update_run(struct queue *q, void *arg)
     return rc;
 }
 
+static const char *
+plan_keep(struct delay_plan *p, const char *s, size_t len)
+{
+    if (s == NULL)
+        return NULL;
+    if (p->nowned == p->capowned) {
+        p->capowned = p->capowned ? 2 * p->capowned : 16;
+        p->owned = xrealloc(p->owned, p->capowned * sizeof *p->owned);
+    }
+    char *c = xmalloc(len + 1);
+    memcpy(c, s, len);
+    c[len] = '\0';
+    return p->owned[p->nowned++] = c;
+}
+
+static const char *
+plan_str(struct delay_plan *p, const char *s)
+{
+    return s ? plan_keep(p, s, strlen(s)) : NULL;
+}
+
+static void
+plan_add(struct delay_plan *p, struct dsn_rcpt r)
+{
+    if (p->nd == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 8;
+        p->d = xrealloc(p->d, p->cap * sizeof *p->d);
+    }
+    r.recipient = plan_str(p, r.recipient);
+    r.orcpt = plan_str(p, r.orcpt);
+    r.status = plan_str(p, r.status);
+    r.diagnostic = plan_str(p, r.diagnostic);
+    r.remote_mta = plan_str(p, r.remote_mta);
+    p->d[p->nd++] = r;
+}
+
+static void
+plan_free(struct delay_plan *p)
+{
+    if (p == NULL)
+        return;
+    server_conf_unref(p->conf);
+    for (size_t i = 0; i < p->nowned; i++)
+        free(p->owned[i]);
+    free(p->owned);
+    free(p->d);
+    free(p->job_entries);
+    free(p);
+}
+
+static int
+widen_one(const struct queue_entry *e, void *arg)
+{
+    struct delay_plan *p = arg;
+    for (size_t i = 0; i < p->njob; i++)
+        if (p->job_entries[i] == e->entry)
+            return 0; /* in this job: listed already, or settled */
+    if (!wants(e->notify, QUEUE_NOTIFY_DELAY))
+        return 0;
+    plan_add(p, (struct dsn_rcpt){.recipient = e->rcpt, .orcpt = e->orcpt,
+                                  .action = DSN_DELAYED, .status = "4.0.0",
+                                  .diagnostic = e->last_reply, .last_attempt = 0});
+    return 0;
+}
+
+/* Storage thread, inside the settlement's transaction: the one delay
+ * warning of the message lists every recipient still pending, also those
+ * of other connectors or not tried yet. Kept as built when there are no
+ * others or anything fails. */
+static void
+widen_delay(struct queue *q, struct update *u)
+{
+    struct delay_plan *p = u->delay;
+    size_t mine = p->nd;
+    struct queue_admin_filter f = {.connector = NULL, .state = QUEUE_STATE_ANY,
+                                   .id = p->rep.queue_id};
+    if (queue_admin_list(q, &f, widen_one, p) != 0 || p->nd == mine)
+        return;
+    struct sched_settle *ss = u->ss;
+    struct sched_settle_dsn fresh = {0};
+    bool dropped = false;
+    p->rep.hostname = p->conf->config->hostname;
+    if (sched_settle_dsn_make(p->conf, ss->log, ss->spool_dir, p->rep, p->d, p->nd, &fresh,
+                              &dropped)) {
+        sched_settle_dsn_fini(&u->dsn[u->delay_dsn]);
+        u->dsn[u->delay_dsn] = fresh;
+    }
+}
+
 static void
 update_free(struct update *u)
 {
+    plan_free(u->delay);
     for (size_t i = 0; i < u->ndsn; i++)
         sched_settle_dsn_fini(&u->dsn[i]);
     for (size_t i = 0; i < u->nops; i++)
@@ -212,6 +330,10 @@ update_done(void *arg, int status)
                   uv_strerror(status), u->nops, transient(status) ? "yes" : "no");
     for (size_t i = 0; status == 0 && i < u->ndsn; i++) {
         char to[LOG_VALUE_MAX];
+        if (u->drop_delay && (int)i == u->delay_dsn) {
+            ss->counters->dsn_created--; /* counted when it was built */
+            continue;
+        }
         log_info(ss->log, "id=%s event=dsn_queued to=<%s> connector=%s", u->dsn[i].msg.id,
                  log_token(to, sizeof to, u->dsn[i].to), u->dsn[i].connector);
     }
@@ -240,6 +362,7 @@ update_new(struct sched_settle *ss, size_t nops, sched_settle_cb *cb, void *arg)
     u->ss = ss;
     u->ops = xcalloc(nops ? nops : 1, sizeof *u->ops);
     u->earliest = QUEUE_NEVER;
+    u->delay_dsn = -1;
     u->cb = cb;
     u->arg = arg;
     return u;
@@ -504,6 +627,25 @@ settle_one(struct update *u, const struct queue_entry *e, const struct delivery_
     }
 }
 
+static struct delay_plan *
+plan_new(const struct delivery_job *job, const struct dsn_rcpt *d, size_t n, int64_t now)
+{
+    struct delay_plan *p = xcalloc(1, sizeof *p);
+    const struct queue_entry *e0 = &job->entries[0];
+    p->rep = (struct dsn_report){
+        .hostname = NULL, .sender = plan_str(p, e0->sender), .queue_id = plan_str(p, e0->id),
+        .envid = plan_str(p, e0->envid), .arrival = e0->received, .now = now,
+        .full = e0->ret == QUEUE_RET_FULL,
+        .original = job->body ? plan_keep(p, job->body, job->body_len) : "",
+        .original_len = job->body ? job->body_len : 0};
+    for (size_t i = 0; i < n; i++)
+        plan_add(p, d[i]);
+    p->job_entries = xcalloc(job->n ? job->n : 1, sizeof *p->job_entries);
+    for (size_t i = 0; i < job->n; i++)
+        p->job_entries[p->njob++] = job->entries[i].entry;
+    return p;
+}
+
 void
 sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
                  const struct delivery_verdict *v, const struct delivery_info *info,
@@ -517,7 +659,13 @@ sched_settle_job(struct sched_settle *ss, struct delivery_job *job,
         settle_one(u, &job->entries[i], &v[i], info, now, &l);
     add_dsn(u, job, l.failed, l.nfailed, now, true);
     if (l.ndelayed > 0) {
+        size_t before = u->ndsn;
         add_dsn(u, job, l.delayed, l.ndelayed, now, false);
+        if (u->ndsn > before) {
+            u->delay_dsn = (int)before;
+            u->delay = plan_new(job, l.delayed, l.ndelayed, now);
+            u->delay->conf = server_conf_ref(ss->conf);
+        }
         struct op *o = add_op(u, OP_WARNED, 0);
         memcpy(o->id, job->entries[0].id, sizeof o->id);
     }

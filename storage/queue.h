@@ -284,7 +284,9 @@ int queue_defer(struct queue *q, int64_t entry, int64_t next_attempt, const char
  */
 int queue_set_state(struct queue *q, int64_t entry, enum queue_state state, int64_t next_attempt);
 
-/* Record that the message's delay DSN was sent. BH_ENOENT if unknown. */
+/* Record that the message's delay DSN was sent. BH_ENOENT if unknown or
+ * already recorded: the one delay warning of a message (SPEC §4) goes with
+ * the settlement that got 0 here. */
 int queue_set_warned(struct queue *q, const char *id);
 
 /* At start (holding the server lock): every delivering entry becomes

@@ -74,7 +74,7 @@ static const char *const sql[ST_COUNT] = {
                      " lease_node IS NOT DISTINCT FROM $4)",
     [ST_SET_HELD] = "UPDATE entries SET held = true WHERE eid = $1 AND (state <> 5 OR"
                     " lease_node IS NOT DISTINCT FROM $2)",
-    [ST_WARNED] = "UPDATE messages SET warned = true WHERE qid = $1",
+    [ST_WARNED] = "UPDATE messages SET warned = true WHERE qid = $1 AND NOT warned",
     [ST_RECOVER] = "UPDATE entries SET state = 0, lease_node = NULL, lease_until = NULL"
                    " WHERE state = 5 AND lease_node = $1",
     [ST_BODY] = "SELECT b.data FROM messages m JOIN bodies b ON b.mid = m.mid WHERE m.qid = $1",

@@ -44,7 +44,7 @@ const char *const queue_sql_text[QUEUE_SQL_COUNT] = {
     [QUEUE_SQL_SET_STATE] = "UPDATE entries SET state = ?2, next_attempt = ?3,"
                             " ignore_schedule = (ignore_schedule AND ?2 < 2) WHERE eid = ?1",
     [QUEUE_SQL_SET_HELD] = "UPDATE entries SET held = 1 WHERE eid = ?1",
-    [QUEUE_SQL_WARNED] = "UPDATE messages SET warned = 1 WHERE qid = ?1",
+    [QUEUE_SQL_WARNED] = "UPDATE messages SET warned = 1 WHERE qid = ?1 AND warned = 0",
     [QUEUE_SQL_RECOVER] = "UPDATE entries SET state = 0 WHERE state = 5",
     [QUEUE_SQL_BODY] = "SELECT b.mid, length(b.data) FROM messages m JOIN bodies b ON b.mid = m.mid"
                        " WHERE m.qid = ?1",

@@ -380,6 +380,41 @@ class Delivery(unittest.TestCase):
         self.assertIn("to=<pm@else.test> reason=\"550 5.1.1 no such user\" copy=none", r.log())
         self.assertEqual(len(home.messages()), 1)
 
+    def test_one_delay_warning_per_message_listing_all_pending(self):
+        """Two recipients on two connectors, both deferring: one delay
+        warning for the message, sent once, listing both (SPEC §4)."""
+        home = start_sink(name="home")
+        s1 = start_sink(name="s1", data_reply="451 4.3.0 later one")
+        s2 = start_sink(name="s2", data_reply="451 4.3.0 later two")
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: one
+    address_spaces: [one.test]
+    bridgeheads: ["127.0.0.1:{s1.port}"]
+    tls: {{ mode: none }}
+  - name: two
+    address_spaces: [two.test]
+    bridgeheads: ["127.0.0.1:{s2.port}"]
+    tls: {{ mode: none }}
+""", extra="")
+        with open(r.config_path) as f:
+            cfg = f.read().replace("delay_warning: 0s", "delay_warning: 2s")
+        with open(r.config_path, "w") as f:
+            f.write(cfg)
+        r.start()
+        send(r, ["x@one.test", "y@two.test"], sender="a@example.org")
+        wait_for(lambda: len(home.messages()) >= 1, timeout=30)
+        time.sleep(4)  # several more deferrals of each connector
+        warnings = [m for m in home.messages() if "Delayed" in m["subject"]]
+        self.assertEqual(len(warnings), 1, [m["subject"] for m in home.messages()])
+        body = warnings[0]["data"]
+        self.assertIn("Final-Recipient: rfc822; x@one.test", body)
+        self.assertIn("Final-Recipient: rfc822; y@two.test", body)
+        self.assertEqual(body.count("Action: delayed"), 2)
+
     def test_expired_quotes_the_last_remote_reply(self):
         """The last attempt finds the destination gone: the 4.4.7 DSN still
         quotes the remote's last reply, not the refused connection."""

@@ -409,6 +409,7 @@ test_set_state(void **state)
     assert_int_equal(queue_set_state(fx->q, id + 5, QUEUE_QUEUED, NOW), BH_ENOENT);
     assert_int_equal(queue_set_warned(fx->q, t.m.id), 0);
     assert_int_equal(sql_int(fx, "SELECT warned FROM messages"), 1);
+    assert_int_equal(queue_set_warned(fx->q, t.m.id), BH_ENOENT); /* once only */
     assert_int_equal(queue_set_warned(fx->q, "AAAAAAAAAAAAAAAA"), BH_ENOENT);
 }
 
