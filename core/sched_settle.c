@@ -295,8 +295,10 @@ widen_delay(struct queue *q, struct update *u)
     p->rep.hostname = p->conf->config->hostname;
     if (sched_settle_dsn_make(p->conf, ss->log, ss->spool_dir, p->rep, p->d, p->nd, &fresh,
                               &dropped)) {
-        sched_settle_dsn_fini(&u->dsn[u->delay_dsn]);
-        u->dsn[u->delay_dsn] = fresh;
+        struct sched_settle_dsn *slot = &u->dsn[u->delay_dsn];
+        sched_settle_dsn_fini(slot);
+        *slot = fresh;
+        slot->msg.rcpts = &slot->rcpt; /* it pointed into fresh */
     }
 }
 

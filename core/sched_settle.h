@@ -78,6 +78,7 @@ void sched_settle_triggered(struct sched_settle *ss, struct delivery_job *job, s
 void sched_settle_retrigger(struct sched_settle *ss, bool on);
 
 /* A DSN ready for queue_commit: msg points into the rest. */
+/* msg.rcpts points at rcpt: after copying one, point it at the copy's. */
 struct sched_settle_dsn {
     struct queue_msg msg;
     struct queue_rcpt rcpt;

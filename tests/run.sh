@@ -76,6 +76,7 @@ fi
 if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/asan/bridgehead ]; then
     for name in test_accept.py test_durability.py test_queue_cli.py test_metrics.py \
         test_storage_faults.py test_crashloop.py test_postgres.py test_atrn.py test_reload.py \
+        test_logs.py test_delivery.py \
         test_adversarial.py test_adversarial_load.py test_adversarial_client.py; do
         t=tests/integration/$name
         [ -x "$t" ] || continue

@@ -406,7 +406,10 @@ class Delivery(unittest.TestCase):
             f.write(cfg)
         r.start()
         send(r, ["x@one.test", "y@two.test"], sender="a@example.org")
-        wait_for(lambda: len(home.messages()) >= 1, timeout=30)
+        try:
+            wait_for(lambda: len(home.messages()) >= 1, timeout=30)
+        except AssertionError:
+            raise AssertionError(r.log()[-3000:])
         time.sleep(4)  # several more deferrals of each connector
         warnings = [m for m in home.messages() if "Delayed" in m["subject"]]
         self.assertEqual(len(warnings), 1, [m["subject"] for m in home.messages()])
