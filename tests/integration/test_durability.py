@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bhtest import BIN, Raw, Relay  # noqa: E402
+from sinklib import wait_for  # noqa: E402
 
 CONFIG = """\
 server:
@@ -321,6 +322,11 @@ class Limits(unittest.TestCase):
                       wrapper=wrapper)
         try:
             relay.start(wait=False)
+            # Enter its namespace only once it listens: before unshare(2)
+            # has run, nsenter would join the test's own namespace.
+            wait_for(lambda: "event=listening address=[::]" in relay.log()
+                     or relay.proc.poll() is not None, timeout=30)
+            self.assertIsNone(relay.proc.poll(), relay.log())
             probe = ("import smtplib, sys, time\n"
                      "for i in range(100):\n"
                      "    try:\n"
@@ -328,6 +334,8 @@ class Limits(unittest.TestCase):
                      "        break\n"
                      "    except OSError:\n"
                      "        time.sleep(0.1)\n"
+                     "else:\n"
+                     "    sys.exit('nothing answers on ' + sys.argv[1])\n"
                      "print(s.ehlo('both.example')[0]); s.quit()\n")
             for host in ("127.0.0.1", "::1"):
                 p = subprocess.run(["nsenter", "-t", str(relay.proc.pid), "-n", "/usr/bin/python3",
