@@ -331,6 +331,71 @@ class Delivery(unittest.TestCase):
         self.assertEqual(len(slow.events("connect")), 1)  # one attempt, not two
         wait_for(lambda: states(r) == [], timeout=10)
 
+    def test_notify_decides_which_dsns(self):
+        """NOTIFY=NEVER: no DSN; NOTIFY without FAILURE: no bounce; without
+        DELAY: no delay warning (SPEC §4)."""
+        home = start_sink(name="home")
+        bad = start_sink(name="bad", rcpt_reply="550 5.1.1 no such user")
+        slow = start_sink(name="slow", data_reply="451 4.3.0 later")
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: slow
+    address_spaces: [slow.test]
+    bridgeheads: ["127.0.0.1:{slow.port}"]
+    tls: {{ mode: none }}
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{bad.port}"]
+    tls: {{ mode: none }}
+""", extra="")
+        with open(r.config_path) as f:
+            cfg = f.read().replace("delay_warning: 0s", "delay_warning: 1s")
+        with open(r.config_path, "w") as f:
+            f.write(cfg)
+        r.start()
+        s = smtplib.SMTP("127.0.0.1", r.port, timeout=20)
+        s.ehlo("client.example")
+        for rcpt, notify in (("never@else.test", "NEVER"), ("delay@else.test", "DELAY"),
+                             ("fail@else.test", "FAILURE"), ("nodelay@slow.test", "FAILURE"),
+                             ("never2@slow.test", "NEVER")):
+            s.sendmail(f"{rcpt.split('@')[0]}@example.org", [rcpt], MSG,
+                       rcpt_options=[f"NOTIFY={notify}"])
+        s.sendmail("warn@example.org", ["warn@slow.test"], MSG, rcpt_options=["NOTIFY=DELAY"])
+        s.quit()
+        wait_for(lambda: "status=bounced" in r.log() and r.log().count("status=bounced") == 3,
+                 timeout=20)
+        wait_for(lambda: any("Delayed" in m["subject"] for m in home.messages()), timeout=20)
+        time.sleep(3)  # more deferrals; no other DSN may come
+        got = sorted((m["rcpt_tos"][0], m["subject"].split()[0]) for m in home.messages())
+        self.assertEqual(got, [("fail@example.org", "Undelivered"), ("warn@example.org", "Delayed")])
+
+    def test_no_destination_up_does_not_count(self):
+        """No destination up: deferred to the destination's retry, and the
+        attempt does not count (SPEC §4)."""
+        dead = free_port()
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{dead}"]
+    tls: {{ mode: none }}
+    health: {{ retry_initial: 30s, retry_max: 30s }}
+""").start()
+        t0 = int(time.time())
+        send(r, ["n@else.test"])
+        wait_for(lambda: "status=deferred" in r.log(), timeout=20)
+        time.sleep(0.5)
+        con = sqlite3.connect(f"file:{r.db}?mode=ro", uri=True)
+        try:
+            attempts, nxt = con.execute("SELECT attempts, next_attempt FROM entries").fetchone()
+        finally:
+            con.close()
+        self.assertEqual(attempts, 0)
+        self.assertGreaterEqual(nxt, t0 + 29)  # the health retry, not retry_initial (1s)
+        self.assertLessEqual(nxt, t0 + 32)
+
     def test_undeliverable_dsn_dropped_and_copied_to_postmaster(self):
         """Mail from <> that bounces gets no DSN; it is logged as dropped,
         counted, and a copy of the report goes to server.postmaster. When
@@ -814,6 +879,52 @@ connectors:
             r.cleanup()
             sink.stop()
 
+    def failover_case(self, bad_opts, conn_extra, pw=None, tls="{ mode: required }"):
+        """Bridgeheads [bad, good] in failover order: the bad one fails in a
+        way that marks it down, and the same attempt goes on to the good one
+        (SPEC §4): delivered at once, never deferred."""
+        bad = start_sink(name="bad", **self.good(**bad_opts))
+        good = start_sink(name="good", **self.good(auth="relay:right"))
+        r = Relay(f"""\
+server:
+  hostname: relay.example.org
+  listen: [ {{ address: "127.0.0.1:@PORT@" }} ]
+storage: {{ path: queue.db }}
+connectors:
+  - name: partner
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{bad.port}", "127.0.0.1:{good.port}"]
+    balance: failover
+    tls: {tls}
+{conn_extra}""")
+        try:
+            if pw:
+                with open(os.path.join(r.dir, "pw"), "w") as f:
+                    f.write(pw + "\n")
+            r.start()
+            send(r, ["f@partner.test"])
+            wait_for(lambda: len(good.messages()) == 1, timeout=20)
+            self.assertTrue(good.messages()[0]["tls"])
+            self.assertEqual(bad.messages(), [])
+            self.assertEqual(bad.mail_in_clear(), [])
+            self.assertNotIn("status=deferred", r.log())
+            return r.log()
+        finally:
+            r.cleanup()
+            bad.stop()
+            good.stop()
+
+    def test_required_failover_when_tls_not_offered(self):
+        self.failover_case({"no_starttls": True}, "")
+
+    def test_required_failover_on_failed_handshake(self):
+        self.failover_case({"tls_max_version": "1.2"}, "",
+                           tls='{ mode: required, min_version: "1.3" }')
+
+    def test_failover_on_auth_failure(self):
+        self.failover_case({"auth": "relay:other"},
+                           "    auth: { username: relay, password_file: pw }\n", pw="right")
+
     def test_opportunistic_454_goes_clear(self):
         self.run_case("opportunistic", self.good(starttls_reply="454 4.7.0 TLS not available"), "clear")
 
@@ -831,7 +942,7 @@ class Mx(unittest.TestCase):
              "--user=root", "--pid-file=", "--local=/test/",
              "--mx-host=mx.test,mx1.mx.test,10", "--mx-host=mx.test,mx2.mx.test,20",
              "--host-record=mx1.mx.test,127.0.0.11", "--host-record=mx2.mx.test,127.0.0.12",
-             "--host-record=nomx.test,127.0.0.11"],
+             "--host-record=nomx.test,127.0.0.11", "--mx-host=nullmx.test,.,0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
         self.r = None
@@ -877,6 +988,16 @@ connectors:
         r = self.relay()
         send(r, ["c@nomx.test"])
         wait_for(lambda: len(a.messages()) == 1, timeout=30)
+
+    def test_null_mx_bounces(self):
+        """RFC 7505: a domain whose only MX is "." takes no mail: bounced at
+        once (5.1.10), not deferred, and no connection is tried."""
+        r = self.relay()
+        send(r, ["n@nullmx.test"], sender="")
+        wait_for(lambda: "status=bounced" in r.log(), timeout=30)
+        self.assertIn('reply="domain accepts no mail (null MX)"', r.log())
+        self.assertNotIn("status=deferred", r.log())
+        self.assertEqual(states(r), [])
 
     def test_nxdomain_bounces(self):
         r = self.relay()
