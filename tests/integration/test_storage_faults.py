@@ -105,7 +105,7 @@ class Faults(unittest.TestCase):
     def start(self, queue="queue.db", env=None, wrapper=None, folder=None, connector="",
               **sink_opts):
         self.sink = start_sink(name="faults", **sink_opts)
-        cfg = CONFIG.replace("@SINK@", str(self.sink.port)).replace("@QUEUE@", queue) + connector
+        cfg = (CONFIG + connector).replace("@SINK@", str(self.sink.port)).replace("@QUEUE@", queue)
         self.relay = Relay(cfg, env=env, wrapper=wrapper, folder=folder)
         self.relay.start()
         return self.relay
@@ -176,6 +176,28 @@ class Faults(unittest.TestCase):
         self.assertIn("event=settle_failed", log)  # the fault path was taken
         self.assertIn("status=deferred", log)
         self.assertEqual(relay.stop(), 0)
+
+    def test_etrn_458_while_read_only(self):
+        """ETRN needs to write the queue: while it cannot, 458 4.3.0 (SPEC
+        §4); once the fault clears, ETRN starts the delivery."""
+        relay = self.start(connector="  - name: trig\n    address_spaces: [trig.test]\n"
+                                     "    bridgeheads: [\"127.0.0.1:@SINK@\"]\n"
+                                     "    triggered: true\n    tls: { mode: none }\n")
+        s = smtplib.SMTP("127.0.0.1", relay.port, timeout=20)
+        s.ehlo("etrn.example")
+        s.sendmail("a@example.org", ["t@trig.test"], body("<etrn@faults.test>"))
+        self.immutable = [os.path.join(relay.dir, f) for f in ("queue.db", "queue.db-wal")]
+        for f in self.immutable:
+            subprocess.run(["chattr", "+i", f], check=True)
+        code, msg = s.docmd("ETRN trig.test")
+        self.assertEqual((code, msg[:5]), (458, b"4.3.0"), msg)
+        self.assertEqual(s.noop()[0], 250)
+        for f in self.immutable:
+            subprocess.run(["chattr", "-i", f], check=True)
+        code, msg = s.docmd("ETRN trig.test")
+        self.assertEqual(code, 250, msg)
+        s.quit()
+        self.sink.wait_messages(1, timeout=20)
 
     # -- the queue at its page limit (BRIDGEHEAD_TEST_MAX_PAGES) ---------------
     def test_page_limit_451_then_delivers(self):
