@@ -925,6 +925,39 @@ connectors:
         self.failover_case({"auth": "relay:other"},
                            "    auth: { username: relay, password_file: pw }\n", pw="right")
 
+    def test_opportunistic_clear_for_an_hour(self):
+        """After a failed opportunistic handshake the host is contacted in
+        clear for an hour (SPEC §9): a later message goes in clear on its
+        first connection, without trying STARTTLS again."""
+        sink = start_sink(name="tls12", tls_max_version="1.2", log_connections=True,
+                          **self.good())
+        r = Relay(f"""\
+server:
+  hostname: relay.example.org
+  listen: [ {{ address: "127.0.0.1:@PORT@" }} ]
+storage: {{ path: queue.db }}
+connectors:
+  - name: partner
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{sink.port}"]
+    tls: {{ mode: opportunistic, min_version: "1.3" }}
+""")
+        try:
+            r.start()
+            send(r, ["h1@partner.test"])
+            wait_for(lambda: len(sink.messages()) == 1, timeout=30)
+            wait_for(lambda: len(sink.events("disconnect")) == len(sink.events("connect")),
+                     timeout=10)
+            first = len(sink.events("connect"))
+            self.assertEqual(first, 2)  # the failed handshake, then in clear
+            send(r, ["h2@partner.test"])
+            wait_for(lambda: len(sink.messages()) == 2, timeout=30)
+            self.assertEqual(len(sink.events("connect")), first + 1)
+            self.assertFalse(any(m["tls"] for m in sink.messages()))
+        finally:
+            r.cleanup()
+            sink.stop()
+
     def test_opportunistic_454_goes_clear(self):
         self.run_case("opportunistic", self.good(starttls_reply="454 4.7.0 TLS not available"), "clear")
 
