@@ -2,6 +2,7 @@
 """The delivery engine (SPEC §4) against real peers: aiosmtpd sinks that
 record what they get, a throwaway CA made with openssl, dnsmasq for MX."""
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -371,6 +372,39 @@ class Delivery(unittest.TestCase):
         time.sleep(3)  # more deferrals; no other DSN may come
         got = sorted((m["rcpt_tos"][0], m["subject"].split()[0]) for m in home.messages())
         self.assertEqual(got, [("fail@example.org", "Undelivered"), ("warn@example.org", "Delayed")])
+
+    def test_retry_backoff_doubles_to_retry_max(self):
+        """4xx: deferred with retry_initial doubling up to retry_max (SPEC
+        §4): the gaps between attempts are about 1, 2, 4, 4 s here."""
+        import datetime
+        slow = start_sink(name="slow", data_reply="451 4.3.0 later")
+        r = self.relay(f"""\
+  - name: out
+    address_spaces: ["*"]
+    bridgeheads: ["127.0.0.1:{slow.port}"]
+    tls: {{ mode: none }}
+""")
+        with open(r.config_path) as f:
+            cfg = f.read().replace("retry_initial: 1s, retry_max: 2s", "retry_initial: 1s, retry_max: 4s")
+        with open(r.config_path, "w") as f:
+            f.write(cfg)
+        r.start()
+        send(r, ["b@else.test"])
+
+        def times():
+            out = []
+            for line in r.log().splitlines():
+                if "status=deferred" in line and "attempts=" in line:
+                    ts = re.search(r"ts=(\S+)Z", line).group(1)
+                    out.append(datetime.datetime.fromisoformat(ts).timestamp())
+            return out
+        wait_for(lambda: len(times()) >= 5, timeout=40)
+        t = times()
+        gaps = [b - a for a, b in zip(t, t[1:5])]
+        for gap, want in zip(gaps, (1, 2, 4, 4)):
+            self.assertGreaterEqual(gap, want - 1.05, gaps)
+            self.assertLessEqual(gap, want + 1.2, gaps)
+        self.assertGreater(gaps[2], gaps[0] + 1.5, gaps)  # it grew
 
     def test_no_destination_up_does_not_count(self):
         """No destination up: deferred to the destination's retry, and the
