@@ -285,6 +285,8 @@ lease_done(void *arg, int status)
             wake_at(s, l->now + TIMER_MAX_S);
         else if (l->next_rc == 0)
             wake_at(s, l->next_due);
+        else /* nothing will be due; the lifetime pass still must run */
+            wake_at(s, s->next_sweep);
     } else if (status < 0) {
         log_error(s->env.log, "event=lease_failed error=\"%s\"", uv_strerror(status));
         wake_at(s, l->now + 5);

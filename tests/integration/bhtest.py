@@ -129,6 +129,29 @@ class Relay:
         self.stop(signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def edit_config(self, old, new):
+        """Replace old (which must be there) with new in the config file."""
+        with open(self.config_path) as f:
+            text = f.read()
+        assert old in text, f"{old!r} is not in the config"
+        with open(self.config_path, "w") as f:
+            f.write(text.replace(old, new))
+
+
+def starttls_session(port, helo="client.example"):
+    """smtplib session to the relay on port, inside STARTTLS (certificate
+    not checked: the tests' relays use throwaway self-signed ones)."""
+    import smtplib
+    import ssl
+    s = smtplib.SMTP("127.0.0.1", port, timeout=20)
+    s.ehlo(helo)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s.starttls(context=ctx)
+    s.ehlo(helo)
+    return s
+
 
 class Raw:
     """A raw SMTP client over a socket, for what smtplib will not send."""

@@ -8,7 +8,6 @@ import base64
 import os
 import shutil
 import smtplib
-import socket
 import sqlite3
 import ssl
 import sys

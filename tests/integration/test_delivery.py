@@ -4,7 +4,6 @@ record what they get, a throwaway CA made with openssl, dnsmasq for MX."""
 import os
 import re
 import shutil
-import signal
 import smtplib
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bhtest import Relay, free_port, wait_port  # noqa: E402
+from bhtest import Relay, free_port  # noqa: E402
 from sinklib import start_sink, wait_for  # noqa: E402
 
 MSG = b"Subject: hello\r\n\r\nbody line\r\n"
@@ -265,10 +264,7 @@ class Delivery(unittest.TestCase):
     tls: {{ mode: none }}
 """, extra="").start()
         r.stop()
-        with open(r.config_path) as f:
-            cfg = f.read().replace("delay_warning: 0s", "delay_warning: 1s, lifetime: 4s")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
+        r.edit_config("delay_warning: 0s", "delay_warning: 1s, lifetime: 4s")
         r.start()
         send(r, ["late@else.test"], sender="a@example.org")
         wait_for(lambda: len(home.messages()) == 2, timeout=30)
@@ -314,11 +310,8 @@ class Delivery(unittest.TestCase):
     bridgeheads: ["127.0.0.1:{slow.port}"]
     tls: {{ mode: none }}
 """, extra="")
-        with open(r.config_path) as f:
-            cfg = f.read().replace("queue: { retry_initial: 1s, retry_max: 2s, delay_warning: 0s }",
+        r.edit_config("queue: { retry_initial: 1s, retry_max: 2s, delay_warning: 0s }",
                                    "queue: { retry_initial: 8s, retry_max: 8s, lifetime: 4s }")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
         r.start()
         send(r, ["t@trig.test"], sender="a@example.org")
         send(r, ["n@never.test"], sender="b@example.org")
@@ -353,10 +346,7 @@ class Delivery(unittest.TestCase):
     bridgeheads: ["127.0.0.1:{bad.port}"]
     tls: {{ mode: none }}
 """, extra="")
-        with open(r.config_path) as f:
-            cfg = f.read().replace("delay_warning: 0s", "delay_warning: 1s")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
+        r.edit_config("delay_warning: 0s", "delay_warning: 1s")
         r.start()
         s = smtplib.SMTP("127.0.0.1", r.port, timeout=20)
         s.ehlo("client.example")
@@ -385,10 +375,7 @@ class Delivery(unittest.TestCase):
     bridgeheads: ["127.0.0.1:{slow.port}"]
     tls: {{ mode: none }}
 """)
-        with open(r.config_path) as f:
-            cfg = f.read().replace("retry_initial: 1s, retry_max: 2s", "retry_initial: 1s, retry_max: 4s")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
+        r.edit_config("retry_initial: 1s, retry_max: 2s", "retry_initial: 1s, retry_max: 4s")
         r.start()
         send(r, ["b@else.test"])
 
@@ -448,11 +435,8 @@ class Delivery(unittest.TestCase):
     tls: {{ mode: none }}
 """
         r = self.relay(conns, extra="")
-        with open(r.config_path) as f:
-            cfg = f.read().replace("hostname: relay.example.org",
+        r.edit_config("hostname: relay.example.org",
                                    "hostname: relay.example.org\n  postmaster: pm@example.org")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
         r.start()
         send(r, ["gone@else.test"], sender="",
              body=b"Subject: Undelivered Mail Returned to Sender\r\n\r\nthe report\r\n")
@@ -467,10 +451,7 @@ class Delivery(unittest.TestCase):
         wait_for(lambda: states(r) == [], timeout=10)
         # The postmaster unreachable too: the copy bounces and is dropped.
         r.stop()
-        with open(r.config_path) as f:
-            cfg = f.read().replace("postmaster: pm@example.org", "postmaster: pm@else.test")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
+        r.edit_config("postmaster: pm@example.org", "postmaster: pm@else.test")
         r.start()
         send(r, ["gone2@else.test"], sender="")
         wait_for(lambda: "to=<pm@else.test> reason=" in r.log(), timeout=20)
@@ -500,10 +481,7 @@ class Delivery(unittest.TestCase):
     bridgeheads: ["127.0.0.1:{s2.port}"]
     tls: {{ mode: none }}
 """, extra="")
-        with open(r.config_path) as f:
-            cfg = f.read().replace("delay_warning: 0s", "delay_warning: 2s")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
+        r.edit_config("delay_warning: 0s", "delay_warning: 2s")
         r.start()
         send(r, ["x@one.test", "y@two.test"], sender="a@example.org")
         try:
@@ -517,6 +495,28 @@ class Delivery(unittest.TestCase):
         self.assertIn("Final-Recipient: rfc822; x@one.test", body)
         self.assertIn("Final-Recipient: rfc822; y@two.test", body)
         self.assertEqual(body.count("Action: delayed"), 2)
+
+    def test_lifetime_of_a_lone_triggered_recipient(self):
+        """Nothing else in the queue to wake the scheduler: the lifetime
+        pass still runs and bounces a triggered recipient."""
+        home = start_sink(name="home")
+        r = self.relay(f"""\
+  - name: home
+    address_spaces: [example.org]
+    bridgeheads: ["127.0.0.1:{home.port}"]
+    tls: {{ mode: none }}
+  - name: trig
+    address_spaces: [trig.test]
+    bridgeheads: ["127.0.0.1:9"]
+    triggered: true
+""", extra="")
+        r.edit_config("queue: { retry_initial: 1s, retry_max: 2s, delay_warning: 0s }",
+                      "queue: { lifetime: 3s }")
+        r.start()
+        send(r, ["t@trig.test"], sender="a@example.org")
+        wait_for(lambda: len(home.messages()) == 1, timeout=20)
+        self.assertIn("Status: 4.4.7", home.messages()[0]["data"])
+        wait_for(lambda: states(r) == [], timeout=10)
 
     def test_expired_quotes_the_last_remote_reply(self):
         """The last attempt finds the destination gone: the 4.4.7 DSN still
@@ -534,10 +534,7 @@ class Delivery(unittest.TestCase):
     tls: {{ mode: none }}
     health: {{ retry_initial: 1s, retry_max: 1s }}
 """, extra="")
-        with open(r.config_path) as f:
-            cfg = f.read().replace("delay_warning: 0s", "lifetime: 5s")
-        with open(r.config_path, "w") as f:
-            f.write(cfg)
+        r.edit_config("delay_warning: 0s", "lifetime: 5s")
         r.start()
         send(r, ["gone@else.test"], sender="a@example.org")
         wait_for(lambda: "status=deferred" in r.log(), timeout=20)

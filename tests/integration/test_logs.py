@@ -10,13 +10,12 @@ import os
 import re
 import signal
 import smtplib
-import ssl
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bhtest import BIN, Relay, make_cert  # noqa: E402
+from bhtest import BIN, Relay, make_cert, starttls_session  # noqa: E402
 from sinklib import start_sink, wait_for  # noqa: E402
 
 SENDER = '"a status=sent x"@example.org'
@@ -89,13 +88,7 @@ class Logs(unittest.TestCase):
         with open(os.path.join(r.dir, "users.txt"), "w") as f:
             f.write("alice:%s\n" % crypt.crypt("pw", crypt.mksalt(crypt.METHOD_SHA512)))
         r.start()
-        s = smtplib.SMTP("127.0.0.1", r.port, timeout=20)
-        s.ehlo("client.example")
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        s.starttls(context=ctx)
-        s.ehlo("client.example")
+        s = starttls_session(r.port)
         with self.assertRaises(smtplib.SMTPAuthenticationError):
             s.login(USER, "nope")
         s.sendmail(SENDER, [RCPT], b"Subject: t\r\n\r\nbody\r\n")

@@ -18,7 +18,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bhtest import BIN, Relay, free_port, make_cert  # noqa: E402
+from bhtest import BIN, Relay, free_port, make_cert, starttls_session  # noqa: E402
 from sinklib import start_sink, wait_for  # noqa: E402
 from test_delivery import make_ca, send, states  # noqa: E402
 
@@ -216,14 +216,7 @@ storage:""")
         r.start()
 
         def session():
-            s = smtplib.SMTP("127.0.0.1", r.port, timeout=20)
-            s.ehlo("client.example")
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            s.starttls(context=ctx)
-            s.ehlo("client.example")
-            return s
+            return starttls_session(r.port)
 
         def pem_der(path):
             with open(path) as f:
