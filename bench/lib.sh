@@ -2,9 +2,9 @@
 BH=${BH:-$(pwd)/build/bridgehead}
 PIDS=""
 cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
     sleep 0.3
-    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
     [ -n "${WORK:-}" ] && rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM

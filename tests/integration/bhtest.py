@@ -138,6 +138,13 @@ class Relay:
             f.write(text.replace(old, new))
 
 
+def connector(name, spaces, port, extra=""):
+    """One connector of a test config: a smarthost on 127.0.0.1:port, in
+    clear; extra adds indented keys."""
+    return (f"  - name: {name}\n    address_spaces: [{spaces}]\n"
+            f'    bridgeheads: ["127.0.0.1:{port}"]\n    tls: {{ mode: none }}\n' + extra)
+
+
 def starttls_session(port, helo="client.example"):
     """smtplib session to the relay on port, inside STARTTLS (certificate
     not checked: the tests' relays use throwaway self-signed ones)."""

@@ -18,7 +18,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bhtest import BIN, Relay, free_port, make_cert, starttls_session  # noqa: E402
+from bhtest import BIN, Relay, connector, free_port, make_cert, starttls_session  # noqa: E402
 from sinklib import start_sink, wait_for  # noqa: E402
 from test_delivery import make_ca, send, states  # noqa: E402
 
@@ -69,31 +69,15 @@ class Reload(unittest.TestCase):
         home = start_sink(name="home")
         legacy = start_sink(name="legacy")
         new = start_sink(name="new")
-        r = self.relay(f"""\
-  - name: home
-    address_spaces: [example.org]
-    bridgeheads: ["127.0.0.1:{home.port}"]
-    tls: {{ mode: none }}
-  - name: legacy
-    address_spaces: [old.test]
-    bridgeheads: ["127.0.0.1:{legacy.port}"]
-    tls: {{ mode: none }}
-""").start()
+        r = self.relay(connector("home", "example.org", home.port)
+                       + connector("legacy", "old.test", legacy.port)).start()
         s1 = smtplib.SMTP("127.0.0.1", r.port, timeout=20)
         self.addCleanup(s1.close)
         s1.ehlo("before.example")
         self.assertEqual(s1.mail("a@example.org")[0], 250)
         self.assertEqual(s1.rcpt("x@old.test")[0], 250)
-        self.rewrite(r, f"""\
-  - name: home
-    address_spaces: [example.org]
-    bridgeheads: ["127.0.0.1:{home.port}"]
-    tls: {{ mode: none }}
-  - name: fresh
-    address_spaces: [new.test]
-    bridgeheads: ["127.0.0.1:{new.port}"]
-    tls: {{ mode: none }}
-""")
+        self.rewrite(r, connector("home", "example.org", home.port)
+                     + connector("fresh", "new.test", new.port))
         self.assertEqual(self.hup(r), "ok")
         # A new session: old.test has no route any more, new.test has.
         s2 = smtplib.SMTP("127.0.0.1", r.port, timeout=20)
@@ -138,16 +122,12 @@ class Reload(unittest.TestCase):
         send(r, ["m@move.test", "k@keep.test"])
         self.assertEqual(sorted(x[1] for x in states(r)), [3, 3])
         self.assertEqual(r.stop(), 0)
-        self.rewrite(r, f"""\
+        self.rewrite(r, """\
   - name: hold
     address_spaces: [keep.test]
     bridgeheads: ["127.0.0.1:9"]
     triggered: true
-  - name: moved
-    address_spaces: [move.test]
-    bridgeheads: ["127.0.0.1:{moved.port}"]
-    tls: {{ mode: none }}
-""")
+""" + connector("moved", "move.test", moved.port))
         r.start()
         wait_for(lambda: len(moved.messages()) == 1, timeout=10)
         self.assertEqual(moved.messages()[0]["rcpt_tos"], ["m@move.test"])
@@ -160,15 +140,11 @@ class Reload(unittest.TestCase):
         mport = free_port()
         head = HEAD.replace("connectors:",
                             'metrics: { listen: "127.0.0.1:%d" }\nconnectors:' % mport)
-        conn = f"""\
-  - name: home
-    address_spaces: [example.org]
-    bridgeheads: ["127.0.0.1:{home.port}"]
-    tls: {{ mode: none }}
+        conn = connector("home", "example.org", home.port) + """\
   - name: partner
     address_spaces: [partner.test]
     bridgeheads: ["127.0.0.1:9"]
-    health: {{ retry_initial: 1h, retry_max: 1h }}
+    health: { retry_initial: 1h, retry_max: 1h }
 """
         r = self.relay(conn, head).start()
 
@@ -202,12 +178,7 @@ class Reload(unittest.TestCase):
   users_file: users.txt
 storage:""")
         sink = start_sink(name="out")
-        conn = f"""\
-  - name: out
-    address_spaces: ["*"]
-    bridgeheads: ["127.0.0.1:{sink.port}"]
-    tls: {{ mode: none }}
-"""
+        conn = connector("out", '"*"', sink.port)
         r = self.relay(conn, head)
         shutil.copy(old_cert, os.path.join(r.dir, "cert.pem"))
         shutil.copy(old_key, os.path.join(r.dir, "key.pem"))
@@ -334,12 +305,7 @@ storage:""")
         """listen, storage, node, dns.servers and metrics.listen keep their
         running values; the log says each needs a restart."""
         sink = start_sink(name="out")
-        conn = f"""\
-  - name: out
-    address_spaces: ["*"]
-    bridgeheads: ["127.0.0.1:{sink.port}"]
-    tls: {{ mode: none }}
-"""
+        conn = connector("out", '"*"', sink.port)
         r = self.relay(conn).start()
         other = free_port()
         head = (HEAD.replace("127.0.0.1:@PORT@", f"127.0.0.1:{other}")

@@ -13,23 +13,18 @@
 #include "connectors/units.h"
 #include "connectors/util.h"
 
+/* The value parse makes of s, which must parse. */
 static uint64_t
-size_of(const char *s)
+parsed(int (*parse)(const char *, uint64_t *), const char *s)
 {
     uint64_t v = 0;
-    if (units_parse_size(s, &v) != 0)
-        fail_msg("\"%s\" did not parse as a size", s);
+    if (parse(s, &v) != 0)
+        fail_msg("\"%s\" did not parse", s);
     return v;
 }
 
-static uint64_t
-duration_of(const char *s)
-{
-    uint64_t v = 0;
-    if (units_parse_duration(s, &v) != 0)
-        fail_msg("\"%s\" did not parse as a duration", s);
-    return v;
-}
+#define size_of(s) parsed(units_parse_size, (s))
+#define duration_of(s) parsed(units_parse_duration, (s))
 
 static void
 test_sizes(void **state)
